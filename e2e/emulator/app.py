@@ -1,0 +1,101 @@
+"""The WSGI app in front of moto: control API, fault injection, call log, Pod Identity."""
+
+from __future__ import annotations
+
+import io
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+from . import eks_api, moto_bridge
+from .aws_errors import Response, fault_response, rest_json_error
+from .classify import AwsRequest, classify
+from .control import PREFIX, ControlApi
+from .faults import CallLog, FaultInjector
+from .pod_identity import PodIdentityStore, Scope
+
+StartResponse = Callable[..., Any]
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    """Reads the request body and puts an unread copy back for the next app."""
+    stream = environ.get("wsgi.input")
+    length = environ.get("CONTENT_LENGTH") or ""
+    if stream is None:
+        body = b""
+    elif length.isdigit():
+        body = stream.read(int(length))
+    elif environ.get("wsgi.input_terminated"):
+        body = stream.read()  # chunked upload: the server marks the end
+    else:
+        body = b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def _send(response: Response, start_response: StartResponse) -> Iterable[bytes]:
+    phrase = HTTPStatus(response.status).phrase
+    headers = response.headers + [("Content-Length", str(len(response.body)))]
+    start_response(f"{response.status} {phrase}", headers)
+    return [response.body]
+
+
+class EmulatorApp:
+    def __init__(self, moto_app: Callable[..., Any] | None = None) -> None:
+        self.moto_app = moto_app or moto_bridge.build_app()
+        self.store = PodIdentityStore(moto_bridge.MotoDirectory())
+        self.faults = FaultInjector()
+        self.calls = CallLog()
+        self.control = ControlApi(
+            moto_app=self.moto_app, store=self.store, faults=self.faults, calls=self.calls
+        )
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == PREFIX or path.startswith(PREFIX + "/"):
+            return _send(self.control.handle(environ, read_body(environ)), start_response)
+        if path.startswith("/moto-api"):
+            # moto's own dashboard and reset: not AWS, so not logged or faulted.
+            return self.moto_app(environ, start_response)
+        return self._serve_aws(environ, start_response)
+
+    def _serve_aws(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = time.time()
+        body = read_body(environ)
+        request = classify(environ, body)
+        decision = self.faults.decide(request.service, request.operation)
+        statuses: list[int] = []
+
+        def recording_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+            statuses.append(int(status.split(" ", 1)[0]))
+            return start_response(status, headers, exc_info)
+
+        try:
+            if decision is not None and decision.fault == "delay":
+                time.sleep(decision.delay_ms / 1000.0)
+            if decision is not None and decision.fault in ("throttle", "server_error"):
+                response = fault_response(request.service, decision.fault, request.path_params.get("name"))
+                return _send(response, recording_start_response)
+            if eks_api.handles(request):
+                return _send(self._pod_identity(environ, request, body), recording_start_response)
+            return self.moto_app(environ, recording_start_response)
+        finally:
+            self.calls.record(
+                started=started,
+                service=request.service,
+                region=request.region,
+                operation=request.operation,
+                status=statuses[-1] if statuses else 500,
+                fault=decision.fault if decision else None,
+            )
+
+    def _pod_identity(self, environ: dict[str, Any], request: AwsRequest, body: bytes) -> Response:
+        try:
+            scope = Scope(moto_bridge.account_for(environ, request.access_key), request.region or "us-east-1")
+            return eks_api.dispatch(self.store, scope, request, environ.get("QUERY_STRING", ""), body)
+        except Exception:  # a bug here must still reach the SDK as an AWS error
+            traceback.print_exc()
+            return rest_json_error("ServerException", "Internal error in the e2e emulator", 500)

@@ -1,0 +1,159 @@
+"""The emulator's own JSON API under /_emulator/, for tests and the harness.
+
+GET    /_emulator/health
+POST   /_emulator/clusters   {"name", "region"?, "issuer"?, "version"?, "endpoint"?, "accountId"?}
+POST   /_emulator/reset
+GET    /_emulator/faults
+PUT    /_emulator/faults     {"rules": [...], "seed"?}
+DELETE /_emulator/faults
+GET    /_emulator/calls?since=<seq>
+DELETE /_emulator/calls
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from . import moto_bridge
+from .aws_errors import Response
+from .faults import CallLog, FaultInjector, FaultRule
+from .pod_identity import PodIdentityStore
+
+PREFIX = "/_emulator"
+DEFAULT_REGION = "us-east-1"
+DEFAULT_VERSION = "1.37"
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _reply(status: int, payload: object) -> Response:
+    return Response(status, [("Content-Type", "application/json")], json.dumps(payload).encode())
+
+
+class ControlApi:
+    def __init__(
+        self,
+        *,
+        moto_app: Callable[..., Any],
+        store: PodIdentityStore,
+        faults: FaultInjector,
+        calls: CallLog,
+    ) -> None:
+        self._moto_app = moto_app
+        self._store = store
+        self._faults = faults
+        self._calls = calls
+        self._routes: dict[tuple[str, str], Callable[[dict[str, Any], bytes], Response]] = {
+            ("GET", "/health"): lambda env, body: _reply(200, {"status": "ok"}),
+            ("POST", "/clusters"): self._create_cluster,
+            ("POST", "/reset"): self._reset,
+            ("GET", "/faults"): lambda env, body: _reply(200, self._faults.snapshot()),
+            ("PUT", "/faults"): self._put_faults,
+            ("DELETE", "/faults"): self._clear_faults,
+            ("GET", "/calls"): self._get_calls,
+            ("DELETE", "/calls"): self._clear_calls,
+        }
+
+    def handle(self, environ: dict[str, Any], body: bytes) -> Response:
+        path = environ.get("PATH_INFO", "")[len(PREFIX) :].rstrip("/") or "/"
+        method = environ.get("REQUEST_METHOD", "GET")
+        handler = self._routes.get((method, path))
+        try:
+            if handler is None:
+                if any(p == path for (_, p) in self._routes):
+                    raise ControlError(405, f"{method} not allowed on {PREFIX}{path}")
+                raise ControlError(404, f"no control endpoint {PREFIX}{path}")
+            return handler(environ, body)
+        except ControlError as err:
+            return _reply(err.status, {"error": str(err)})
+
+    # -- handlers -----------------------------------------------------------
+
+    def _create_cluster(self, environ: dict[str, Any], body: bytes) -> Response:
+        req = _json_object(body)
+        name = _string(req, "name", required=True)
+        region = _string(req, "region") or DEFAULT_REGION
+        account_id = _string(req, "accountId") or moto_bridge.DEFAULT_ACCOUNT_ID
+        try:
+            moto_bridge.upsert_cluster(
+                account_id=account_id,
+                region=region,
+                name=name,
+                version=_string(req, "version") or DEFAULT_VERSION,
+                issuer=_string(req, "issuer"),
+                endpoint=_string(req, "endpoint"),
+            )
+        except ValueError as err:
+            raise ControlError(400, str(err)) from None
+        described = moto_bridge.describe_cluster(self._moto_app, account_id, region, name)
+        # 200 whether created or updated: seeding is an idempotent upsert.
+        return _reply(200, described)
+
+    def _reset(self, environ: dict[str, Any], body: bytes) -> Response:
+        # Faults first, so nothing injected hits the requests that follow.
+        self._faults.clear()
+        moto_bridge.reset()
+        self._store.reset()
+        self._calls.clear()
+        return _reply(200, {"status": "ok"})
+
+    def _put_faults(self, environ: dict[str, Any], body: bytes) -> Response:
+        req = _json_object(body)
+        raw_rules = req.get("rules", [])
+        if not isinstance(raw_rules, list):
+            raise ControlError(400, "rules must be a list")
+        seed = req.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ControlError(400, "seed must be an integer")
+        try:
+            rules = [FaultRule.from_json(r) for r in raw_rules]
+        except ValueError as err:
+            raise ControlError(400, str(err)) from None
+        self._faults.configure(rules, seed)
+        return _reply(200, self._faults.snapshot())
+
+    def _clear_faults(self, environ: dict[str, Any], body: bytes) -> Response:
+        self._faults.clear()
+        return _reply(200, self._faults.snapshot())
+
+    def _get_calls(self, environ: dict[str, Any], body: bytes) -> Response:
+        raw = parse_qs(environ.get("QUERY_STRING", "")).get("since", ["0"])[0]
+        try:
+            since = int(raw)
+        except ValueError:
+            raise ControlError(400, f"since must be an integer, got {raw!r}") from None
+        return _reply(200, {"calls": self._calls.since(since)})
+
+    def _clear_calls(self, environ: dict[str, Any], body: bytes) -> Response:
+        self._calls.clear()
+        return _reply(200, {"calls": []})
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        raise ControlError(400, "body is not valid JSON") from None
+    if not isinstance(parsed, dict):
+        raise ControlError(400, "body must be a JSON object")
+    return parsed
+
+
+def _string(req: dict[str, Any], key: str, required: bool = False) -> str | None:
+    value = req.get(key)
+    if value is None:
+        if required:
+            raise ControlError(400, f"{key} is required")
+        return None
+    if not isinstance(value, str) or not value:
+        raise ControlError(400, f"{key} must be a non-empty string")
+    return value

@@ -1,0 +1,183 @@
+"""Every use of moto's internals, kept in one file so a moto upgrade breaks only here.
+
+Importing this module imports moto: callers must have set moto's environment
+(MOTO_IAM_LOAD_MANAGED_POLICIES, ...) before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.base_backend import BackendDict, BaseBackend, backend_lock
+from moto.core.model_instances import reset_model_data
+from moto.eks.models import eks_backends
+from moto.iam.exceptions import NotFoundException as IamNotFound
+from moto.iam.models import get_account_id_from, iam_backends
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.test import Client
+
+from .pod_identity import Scope
+
+__all__ = [
+    "DEFAULT_ACCOUNT_ID",
+    "MotoDirectory",
+    "MotoRequestHandler",
+    "account_for",
+    "build_app",
+    "describe_cluster",
+    "reset",
+    "upsert_cluster",
+    "warm_up",
+]
+
+WsgiApp = Callable[..., Any]
+
+# moto only needs the SigV4 credential scope to route a request and pick its
+# region; it does not check signatures.
+_FAKE_SIGV4 = (
+    "AWS4-HMAC-SHA256 Credential={key}/20240101/{region}/{service}/aws4_request, "
+    "SignedHeaders=host, Signature=0"
+)
+FAKE_ACCESS_KEY = "AKIAEMULATOREXAMPLE"
+
+
+def build_app() -> WsgiApp:
+    """moto's whole multi-service WSGI app, as `moto_server` builds it."""
+    return DomainDispatcherApplication(create_backend_app)
+
+
+def account_for(environ: dict[str, Any], access_key: str | None) -> str:
+    """The account moto attributes a request to, by moto's own precedence."""
+    if "MOTO_ACCOUNT_ID" in os.environ:
+        return os.environ["MOTO_ACCOUNT_ID"]
+    header = environ.get("HTTP_X_MOTO_ACCOUNT_ID")
+    if header:
+        return header
+    return get_account_id_from(access_key or "AKIAEXAMPLE")
+
+
+def _eks_backend(account_id: str, region: str) -> Any | None:
+    try:
+        return eks_backends[account_id][region]
+    except KeyError:
+        return None
+
+
+class MotoDirectory:
+    """pod_identity.Directory backed by moto's EKS and IAM state."""
+
+    def cluster_incarnation(self, scope: Scope, cluster: str) -> str | None:
+        backend = _eks_backend(scope.account_id, scope.region)
+        found = backend.clusters.get(cluster) if backend is not None else None
+        if found is None:
+            return None
+        return f"{found.arn}@{found.created_at.isoformat()}"
+
+    def role_exists(self, account_id: str, partition: str, role_arn: str) -> bool:
+        try:
+            iam_backends[account_id][partition].get_role_by_arn(role_arn)
+        except (IamNotFound, KeyError):
+            return False
+        return True
+
+
+def upsert_cluster(
+    *,
+    account_id: str,
+    region: str,
+    name: str,
+    version: str,
+    issuer: str | None,
+    endpoint: str | None,
+) -> bool:
+    """Creates the cluster unless it exists, then applies issuer/endpoint. True if created."""
+    backend = _eks_backend(account_id, region)
+    if backend is None:
+        raise ValueError(f"unknown EKS region: {region}")
+    cluster = backend.clusters.get(name)
+    created = cluster is None
+    if created:
+        cluster = backend.create_cluster(
+            name=name,
+            # moto checks only the shape of this ARN; the role need not exist.
+            role_arn=f"arn:{backend.partition}:iam::{account_id}:role/eks-cluster-role",
+            resources_vpc_config={
+                "subnetIds": [],
+                "securityGroupIds": [],
+                "endpointPublicAccess": True,
+                "endpointPrivateAccess": False,
+                "publicAccessCidrs": ["0.0.0.0/0"],
+            },
+            version=version,
+        )
+    else:
+        cluster.version = version
+    if issuer is not None:
+        cluster.identity = {"oidc": {"issuer": issuer}}
+    if endpoint is not None:
+        cluster.endpoint = endpoint
+    return created
+
+
+def describe_cluster(moto_app: WsgiApp, account_id: str, region: str, name: str) -> dict[str, Any]:
+    """DescribeCluster's response, produced by moto itself so it matches byte for byte."""
+    response = Client(moto_app).get(
+        f"/clusters/{name}",
+        headers={
+            "Authorization": _FAKE_SIGV4.format(key=FAKE_ACCESS_KEY, region=region, service="eks"),
+            "x-moto-account-id": account_id,
+        },
+    )
+    if response.status_code != 200:
+        raise RuntimeError(f"DescribeCluster {name}: {response.status} {response.get_data(as_text=True)}")
+    return json.loads(response.get_data())
+
+
+def warm_up(moto_app: WsgiApp) -> None:
+    """Pays moto's one-off costs before the first real request does.
+
+    moto builds each service's Flask app on first use, and the first IAM call
+    of an account creates an IAM backend per partition, each loading the AWS
+    managed policies: about a second in all.
+    """
+    client = Client(moto_app)
+    for service, path, body in (
+        ("iam", "/", "Action=ListRoles&Version=2010-05-08"),
+        ("sts", "/", "Action=GetCallerIdentity&Version=2011-06-15"),
+        ("eks", "/clusters", None),
+    ):
+        headers = {
+            "Authorization": _FAKE_SIGV4.format(key=FAKE_ACCESS_KEY, region="us-east-1", service=service),
+        }
+        if body is None:
+            client.get(path, headers=headers)
+        else:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            client.post(path, data=body, headers=headers)
+
+
+def reset() -> None:
+    """Forgets every backend of every account, like moto's POST /moto-api/reset.
+
+    moto's own reset re-creates each backend and then throws it away; for IAM
+    that means re-loading ~1,600 managed policies per partition, close to a
+    second per reset. Only backends that override reset() (to stop threads,
+    close files) need the call, so the rest are simply dropped.
+    """
+    with backend_lock:
+        for backend_dict in BackendDict._instances:
+            for account_backends in backend_dict.values():
+                for backend in account_backends.values():
+                    if type(backend).reset is not BaseBackend.reset:
+                        backend.reset()
+            backend_dict.clear()
+        BackendDict._instances.clear()
+    reset_model_data()

@@ -1,0 +1,126 @@
+//! `IamServiceAccount`: an IAM role for one Kubernetes ServiceAccount through
+//! IRSA (the cluster's OIDC issuer federated in the role's trust policy).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::conditions::conditions_schema;
+use super::shared::{DeletionPolicy, PolicySpec, RoleSpec};
+
+pub const DEFAULT_AUDIENCE: &str = "sts.amazonaws.com";
+
+/// An AWS IAM role that pods running as one ServiceAccount assume through
+/// IAM Roles for Service Accounts (IRSA). The operator creates the role with a
+/// trust policy for exactly `system:serviceaccount:<namespace>:<serviceAccount>`,
+/// attaches the policies, and annotates the ServiceAccount with the role ARN.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "iam-operator.io",
+    version = "v1alpha1",
+    kind = "IamServiceAccount",
+    namespaced,
+    doc = "An IAM role for a ServiceAccount through IRSA, managed by iam-operator",
+    shortname = "isa",
+    category = "iam",
+    status = "IamServiceAccountStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Role","type":"string","jsonPath":".status.roleArn"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","priority":1}"#,
+    printcolumn = r#"{"name":"ServiceAccount","type":"string","jsonPath":".status.serviceAccount","priority":1}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IamServiceAccountSpec {
+    /// The ServiceAccount, in this object's namespace, whose pods get the role.
+    #[serde(default)]
+    pub service_account: ServiceAccountRef,
+
+    /// Audience of the projected token, and the client ID the account's IAM
+    /// OIDC provider must list. Default `sts.amazonaws.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub audience: Option<String>,
+
+    /// Sets `eks.amazonaws.com/sts-regional-endpoints`: pods call their
+    /// region's STS endpoint instead of the global one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_regional_endpoints: Option<bool>,
+
+    /// Sets `eks.amazonaws.com/token-expiration`: lifetime of the projected
+    /// token, 3600 to 86400 seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 3600, max = 86400))]
+    pub token_expiration_seconds: Option<i64>,
+
+    /// The role to create.
+    #[serde(default)]
+    pub role: RoleSpec,
+
+    /// Policies the role gets.
+    #[serde(default)]
+    pub policies: PolicySpec,
+
+    /// `Delete` (default) removes the role when this object is deleted;
+    /// `Retain` keeps it in AWS.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// Which ServiceAccount gets the role.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.name) ? self.name : '') == (has(oldSelf.name) ? oldSelf.name : '')").message("serviceAccount.name is immutable: create a new IamServiceAccount instead"))]
+pub struct ServiceAccountRef {
+    /// ServiceAccount name. Default: this object's name. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: Option<String>,
+
+    /// Create the ServiceAccount when it does not exist. A created one is
+    /// owned by this object and removed with it.
+    #[serde(default)]
+    pub create: bool,
+}
+
+/// What the operator did, or exactly why it could not.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IamServiceAccountStatus {
+    /// ARN of the role pods assume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_name: Option<String>,
+    /// The IAM OIDC provider the trust policy federates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc_provider_arn: Option<String>,
+    /// Name of the annotated ServiceAccount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+impl IamServiceAccount {
+    /// The ServiceAccount this object is about.
+    pub fn service_account_name(&self) -> String {
+        self.spec
+            .service_account
+            .name
+            .clone()
+            .or_else(|| self.metadata.name.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn audience(&self) -> &str {
+        self.spec.audience.as_deref().unwrap_or(DEFAULT_AUDIENCE)
+    }
+}

@@ -1,0 +1,153 @@
+//! Operator configuration: flags with environment twins, checked once at start
+//! and then held immutable in the controller context.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::policy::{ValidationError, validate_permissions_boundary_arn, validate_role_path};
+
+/// Reconciles AWS IAM roles for IRSA and EKS Pod Identity from Kubernetes
+/// custom resources. AWS credentials, region and endpoint come from the
+/// standard AWS SDK configuration (`AWS_REGION`, `AWS_ENDPOINT_URL`, ...).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "iam-operator", version, about)]
+pub struct Args {
+    /// EKS cluster name: used in role names, ownership tags and Pod Identity
+    /// associations, and to discover the OIDC issuer.
+    #[arg(long, env = "IAM_OPERATOR_CLUSTER_NAME")]
+    pub cluster_name: String,
+
+    /// The cluster's service-account issuer URL. When empty, read from EKS
+    /// `DescribeCluster` (give it for clusters that are not EKS).
+    #[arg(long, env = "IAM_OPERATOR_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+
+    /// AWS account ID. When empty, read from STS `GetCallerIdentity`.
+    #[arg(long, env = "IAM_OPERATOR_AWS_ACCOUNT_ID")]
+    pub aws_account_id: Option<String>,
+
+    /// Prefix of generated role names.
+    #[arg(long, env = "IAM_OPERATOR_ROLE_NAME_PREFIX", default_value = "")]
+    pub role_name_prefix: String,
+
+    /// IAM path every created role gets, whatever the resource asks for.
+    #[arg(long, env = "IAM_OPERATOR_ROLE_PATH")]
+    pub role_path: Option<String>,
+
+    /// Managed policy ARN set as permissions boundary on every created role,
+    /// whatever the resource asks for.
+    #[arg(long, env = "IAM_OPERATOR_PERMISSIONS_BOUNDARY")]
+    pub permissions_boundary: Option<String>,
+
+    /// Seconds between resyncs of an object that is in sync.
+    #[arg(long, env = "IAM_OPERATOR_RESYNC_SECONDS", default_value_t = 600)]
+    pub resync_seconds: u64,
+
+    /// Namespaces to watch, comma separated; empty: all namespaces.
+    #[arg(long, env = "IAM_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+
+    /// Address of the /healthz, /readyz and /metrics endpoints.
+    #[arg(
+        long,
+        env = "IAM_OPERATOR_METRICS_ADDRESS",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub metrics_address: std::net::SocketAddr,
+}
+
+/// What reconciles need from the configuration, with the AWS-discovered parts
+/// filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub cluster_name: String,
+    pub issuer: String,
+    pub account_id: String,
+    pub partition: String,
+    pub role_name_prefix: String,
+    pub forced_role_path: Option<String>,
+    pub forced_permissions_boundary: Option<String>,
+    pub resync: Duration,
+}
+
+impl Args {
+    /// Checks what can be checked before talking to AWS, so a typo fails the
+    /// start with a message instead of every reconcile.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if let Some(path) = &self.role_path {
+            validate_role_path("--role-path", path)?;
+        }
+        if let Some(boundary) = &self.permissions_boundary {
+            validate_permissions_boundary_arn("--permissions-boundary", boundary)?;
+        }
+        Ok(())
+    }
+}
+
+/// The AWS partition a region belongs to, which every ARN must name.
+pub fn partition_for_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else {
+        "aws"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn partitions_follow_region_prefixes() {
+        for (region, partition) in [
+            ("us-east-1", "aws"),
+            ("eu-west-1", "aws"),
+            ("cn-north-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+            ("us-iso-east-1", "aws-iso"),
+            ("us-isob-east-1", "aws-iso-b"),
+        ] {
+            assert_eq!(partition_for_region(region), partition, "{region}");
+        }
+    }
+
+    #[test]
+    fn namespaces_split_on_commas() {
+        let args = Args::try_parse_from([
+            "iam-operator",
+            "--cluster-name",
+            "c",
+            "--watch-namespaces",
+            "a,b",
+        ])
+        .expect("parses");
+        assert_eq!(args.watch_namespaces, ["a", "b"]);
+        assert_eq!(args.resync_seconds, 600);
+    }
+
+    #[test]
+    fn bad_forced_path_is_refused_at_start() {
+        let args = Args::try_parse_from([
+            "iam-operator",
+            "--cluster-name",
+            "c",
+            "--role-path",
+            "no-slashes",
+        ])
+        .expect("parses");
+        assert!(args.validate().is_err());
+    }
+}

@@ -1,0 +1,512 @@
+//! The plan step for IAM roles: the minimal list of IAM calls that turns the
+//! role as observed into the role as desired. Pure: the executor in
+//! `crate::aws` runs the actions, this module only decides them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::document::PolicyDocument;
+use super::ownership::{Owner, Ownership};
+
+/// A role as the operator wants it, or as IAM reports it. Fields hold what
+/// IAM stores, already canonical (policy documents compare semantically).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleState {
+    pub name: String,
+    pub path: String,
+    /// IAM has no "empty" description: `None` and `""` both mean none.
+    pub description: Option<String>,
+    pub max_session_seconds: i32,
+    pub permissions_boundary: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub trust_policy: PolicyDocument,
+    pub managed_policies: BTreeSet<String>,
+    pub inline_policies: BTreeMap<String, PolicyDocument>,
+}
+
+/// One IAM call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoleAction {
+    /// `CreateRole` with trust policy, description, max session, boundary and
+    /// every tag (ownership included) in the one call, so that a role never
+    /// exists without the tags that make it ours.
+    CreateRole(Box<RoleState>),
+    /// `UpdateRole` resets what it is not sent, so both fields always go.
+    UpdateRole {
+        description: Option<String>,
+        max_session_seconds: i32,
+    },
+    UpdateTrustPolicy(PolicyDocument),
+    PutPermissionsBoundary(String),
+    DeletePermissionsBoundary,
+    TagRole(BTreeMap<String, String>),
+    UntagRole(Vec<String>),
+    AttachPolicy(String),
+    DetachPolicy(String),
+    PutInlinePolicy {
+        name: String,
+        document: PolicyDocument,
+    },
+    DeleteInlinePolicy(String),
+    DeleteRole,
+}
+
+impl RoleAction {
+    /// The IAM operation's name, for Events, logs and metrics.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            RoleAction::CreateRole(_) => "CreateRole",
+            RoleAction::UpdateRole { .. } => "UpdateRole",
+            RoleAction::UpdateTrustPolicy(_) => "UpdateAssumeRolePolicy",
+            RoleAction::PutPermissionsBoundary(_) => "PutRolePermissionsBoundary",
+            RoleAction::DeletePermissionsBoundary => "DeleteRolePermissionsBoundary",
+            RoleAction::TagRole(_) => "TagRole",
+            RoleAction::UntagRole(_) => "UntagRole",
+            RoleAction::AttachPolicy(_) => "AttachRolePolicy",
+            RoleAction::DetachPolicy(_) => "DetachRolePolicy",
+            RoleAction::PutInlinePolicy { .. } => "PutRolePolicy",
+            RoleAction::DeleteInlinePolicy(_) => "DeleteRolePolicy",
+            RoleAction::DeleteRole => "DeleteRole",
+        }
+    }
+
+    /// A short phrase for the Event a person reads.
+    pub fn describe(&self) -> String {
+        match self {
+            RoleAction::CreateRole(role) => format!("created role {}{}", role.path, role.name),
+            RoleAction::UpdateRole { .. } => {
+                "updated description and maximum session duration".into()
+            }
+            RoleAction::UpdateTrustPolicy(_) => "updated trust policy".into(),
+            RoleAction::PutPermissionsBoundary(arn) => format!("set permissions boundary {arn}"),
+            RoleAction::DeletePermissionsBoundary => "removed permissions boundary".into(),
+            RoleAction::TagRole(tags) => format!("tagged {}", keys(tags.keys())),
+            RoleAction::UntagRole(keys_removed) => {
+                format!("untagged {}", keys(keys_removed.iter()))
+            }
+            RoleAction::AttachPolicy(arn) => format!("attached {arn}"),
+            RoleAction::DetachPolicy(arn) => format!("detached {arn}"),
+            RoleAction::PutInlinePolicy { name, .. } => format!("put inline policy {name}"),
+            RoleAction::DeleteInlinePolicy(name) => format!("deleted inline policy {name}"),
+            RoleAction::DeleteRole => "deleted role".into(),
+        }
+    }
+}
+
+fn keys<'a>(keys: impl Iterator<Item = &'a String>) -> String {
+    keys.map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// The role at the desired name exists but is not ours: no call may touch it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleNotOwned {
+    pub role_name: String,
+    pub ownership: Ownership,
+}
+
+impl std::fmt::Display for RoleNotOwned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.ownership {
+            Ownership::OtherOwner { description } => write!(
+                f,
+                "IAM role {} already exists and belongs to {description}; choose another spec.role.name",
+                self.role_name
+            ),
+            _ => write!(
+                f,
+                "IAM role {} already exists and was not created by iam-operator (it lacks the iam-operator.io/* ownership tags); \
+                 the operator never adopts or changes such a role: choose another spec.role.name, or delete or rename that role",
+                self.role_name
+            ),
+        }
+    }
+}
+
+/// Calls that make `observed` into `desired`. `None` observed: create.
+pub fn plan_role(
+    desired: &RoleState,
+    observed: Option<&RoleState>,
+    owner: &Owner,
+) -> Result<Vec<RoleAction>, RoleNotOwned> {
+    let Some(observed) = observed else {
+        return Ok(create_role(desired));
+    };
+    let ownership = owner.classify(&observed.tags);
+    if ownership != Ownership::Ours {
+        return Err(RoleNotOwned {
+            role_name: observed.name.clone(),
+            ownership,
+        });
+    }
+    if observed.path != desired.path {
+        // IAM cannot move a role to another path; the only way is a new role.
+        let mut actions = plan_role_removal(observed);
+        actions.extend(create_role(desired));
+        return Ok(actions);
+    }
+
+    let mut actions = Vec::new();
+    if observed.trust_policy != desired.trust_policy {
+        actions.push(RoleAction::UpdateTrustPolicy(desired.trust_policy.clone()));
+    }
+    if non_empty(&observed.description) != non_empty(&desired.description)
+        || observed.max_session_seconds != desired.max_session_seconds
+    {
+        actions.push(RoleAction::UpdateRole {
+            description: desired.description.clone(),
+            max_session_seconds: desired.max_session_seconds,
+        });
+    }
+    match (
+        &observed.permissions_boundary,
+        &desired.permissions_boundary,
+    ) {
+        (current, Some(wanted)) if current.as_ref() != Some(wanted) => {
+            actions.push(RoleAction::PutPermissionsBoundary(wanted.clone()))
+        }
+        (Some(_), None) => actions.push(RoleAction::DeletePermissionsBoundary),
+        _ => {}
+    }
+    let to_tag: BTreeMap<String, String> = desired
+        .tags
+        .iter()
+        .filter(|(k, v)| observed.tags.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !to_tag.is_empty() {
+        actions.push(RoleAction::TagRole(to_tag));
+    }
+    let to_untag: Vec<String> = observed
+        .tags
+        .keys()
+        .filter(|k| !desired.tags.contains_key(*k))
+        .cloned()
+        .collect();
+    if !to_untag.is_empty() {
+        actions.push(RoleAction::UntagRole(to_untag));
+    }
+    // Attach before detach and put before delete: the role never has fewer
+    // permissions mid-way than both the old and the new spec grant.
+    actions.extend(
+        desired
+            .managed_policies
+            .difference(&observed.managed_policies)
+            .map(|arn| RoleAction::AttachPolicy(arn.clone())),
+    );
+    actions.extend(
+        desired
+            .inline_policies
+            .iter()
+            .filter(|(name, document)| observed.inline_policies.get(*name) != Some(*document))
+            .map(|(name, document)| RoleAction::PutInlinePolicy {
+                name: name.clone(),
+                document: document.clone(),
+            }),
+    );
+    actions.extend(
+        observed
+            .managed_policies
+            .difference(&desired.managed_policies)
+            .map(|arn| RoleAction::DetachPolicy(arn.clone())),
+    );
+    actions.extend(
+        observed
+            .inline_policies
+            .keys()
+            .filter(|name| !desired.inline_policies.contains_key(*name))
+            .map(|name| RoleAction::DeleteInlinePolicy(name.clone())),
+    );
+    Ok(actions)
+}
+
+fn non_empty(text: &Option<String>) -> Option<&str> {
+    text.as_deref().filter(|t| !t.is_empty())
+}
+
+fn create_role(desired: &RoleState) -> Vec<RoleAction> {
+    let mut actions = vec![RoleAction::CreateRole(Box::new(desired.clone()))];
+    actions.extend(
+        desired
+            .managed_policies
+            .iter()
+            .map(|arn| RoleAction::AttachPolicy(arn.clone())),
+    );
+    actions.extend(desired.inline_policies.iter().map(|(name, document)| {
+        RoleAction::PutInlinePolicy {
+            name: name.clone(),
+            document: document.clone(),
+        }
+    }));
+    actions
+}
+
+/// Calls that delete a role in an order IAM accepts: IAM refuses
+/// `DeleteRole` (DeleteConflict) while policies are attached or inline.
+pub fn plan_role_removal(observed: &RoleState) -> Vec<RoleAction> {
+    let mut actions: Vec<RoleAction> = observed
+        .managed_policies
+        .iter()
+        .map(|arn| RoleAction::DetachPolicy(arn.clone()))
+        .collect();
+    actions.extend(
+        observed
+            .inline_policies
+            .keys()
+            .map(|name| RoleAction::DeleteInlinePolicy(name.clone())),
+    );
+    actions.push(RoleAction::DeleteRole);
+    actions
+}
+
+/// Whether a plan writes anything (every action does; kept for readability
+/// at call sites that report "in sync").
+pub fn is_noop(actions: &[RoleAction]) -> bool {
+    actions.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn owner() -> Owner {
+        Owner {
+            cluster: "prod".into(),
+            kind: "IamServiceAccount".into(),
+            namespace: "apps".into(),
+            name: "web".into(),
+        }
+    }
+
+    fn doc(value: serde_json::Value) -> PolicyDocument {
+        PolicyDocument::from_value(&value).expect("valid document")
+    }
+
+    fn s3_read() -> PolicyDocument {
+        doc(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}),
+        )
+    }
+
+    fn desired() -> RoleState {
+        let mut tags = owner().tags();
+        tags.insert("team".into(), "web".into());
+        RoleState {
+            name: "prod-apps-web".into(),
+            path: "/".into(),
+            description: Some("web role".into()),
+            max_session_seconds: 3600,
+            permissions_boundary: None,
+            tags,
+            trust_policy: doc(
+                json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]}),
+            ),
+            managed_policies: BTreeSet::from(
+                ["arn:aws:iam::aws:policy/ReadOnlyAccess".to_string()],
+            ),
+            inline_policies: BTreeMap::from([("s3".to_string(), s3_read())]),
+        }
+    }
+
+    fn ops(actions: &[RoleAction]) -> Vec<&'static str> {
+        actions.iter().map(RoleAction::operation).collect()
+    }
+
+    #[test]
+    fn missing_role_is_created_with_everything_in_order() {
+        let plan = plan_role(&desired(), None, &owner()).expect("plan");
+        assert_eq!(
+            ops(&plan),
+            ["CreateRole", "AttachRolePolicy", "PutRolePolicy"]
+        );
+        match &plan[0] {
+            RoleAction::CreateRole(role) => assert_eq!(role.tags, desired().tags),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn role_in_sync_plans_nothing() {
+        let plan = plan_role(&desired(), Some(&desired()), &owner()).expect("plan");
+        assert!(is_noop(&plan), "{plan:?}");
+    }
+
+    #[test]
+    fn documents_differing_only_in_form_plan_nothing() {
+        let mut observed = desired();
+        observed.inline_policies.insert(
+            "s3".into(),
+            doc(json!({"Version": "2012-10-17", "Statement": {"Resource": ["*"], "Action": ["s3:GetObject"], "Effect": "Allow"}})),
+        );
+        assert!(
+            plan_role(&desired(), Some(&observed), &owner())
+                .expect("plan")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn foreign_role_is_refused_with_no_actions() {
+        let mut observed = desired();
+        observed.tags = BTreeMap::from([("team".to_string(), "web".to_string())]);
+        let refused = plan_role(&desired(), Some(&observed), &owner()).expect_err("not ours");
+        assert_eq!(refused.ownership, Ownership::Foreign);
+        assert!(refused.to_string().contains("not created by iam-operator"));
+    }
+
+    #[test]
+    fn role_of_another_object_is_refused() {
+        let mut observed = desired();
+        observed
+            .tags
+            .insert(super::super::ownership::NAME_KEY.into(), "other".into());
+        let refused = plan_role(&desired(), Some(&observed), &owner()).expect_err("not ours");
+        assert!(refused.to_string().contains("apps/other"), "{refused}");
+    }
+
+    #[test]
+    fn description_change_sends_both_update_role_fields() {
+        let mut observed = desired();
+        observed.description = Some("old".into());
+        observed.max_session_seconds = 7200;
+        let mut want = desired();
+        want.max_session_seconds = 7200;
+        let plan = plan_role(&want, Some(&observed), &owner()).expect("plan");
+        assert_eq!(
+            plan,
+            [RoleAction::UpdateRole {
+                description: Some("web role".into()),
+                max_session_seconds: 7200
+            }]
+        );
+    }
+
+    #[test]
+    fn empty_and_missing_description_are_the_same() {
+        let mut observed = desired();
+        observed.description = None;
+        let mut want = desired();
+        want.description = Some(String::new());
+        assert!(
+            plan_role(&want, Some(&observed), &owner())
+                .expect("plan")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn managed_policies_match_the_list_exactly() {
+        let mut observed = desired();
+        observed.managed_policies = BTreeSet::from([
+            "arn:aws:iam::aws:policy/ReadOnlyAccess".to_string(),
+            "arn:aws:iam::aws:policy/AdministratorAccess".to_string(),
+        ]);
+        let mut want = desired();
+        want.managed_policies
+            .insert("arn:aws:iam::123456789012:policy/mine".into());
+        let plan = plan_role(&want, Some(&observed), &owner()).expect("plan");
+        assert_eq!(
+            plan,
+            [
+                RoleAction::AttachPolicy("arn:aws:iam::123456789012:policy/mine".into()),
+                RoleAction::DetachPolicy("arn:aws:iam::aws:policy/AdministratorAccess".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn inline_policies_put_when_changed_and_deleted_when_gone() {
+        let mut observed = desired();
+        observed.inline_policies.insert("stale".into(), s3_read());
+        let mut want = desired();
+        want.inline_policies.insert(
+            "s3".into(),
+            doc(json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}]})),
+        );
+        let plan = plan_role(&want, Some(&observed), &owner()).expect("plan");
+        assert_eq!(ops(&plan), ["PutRolePolicy", "DeleteRolePolicy"]);
+        assert_eq!(plan[1], RoleAction::DeleteInlinePolicy("stale".into()));
+    }
+
+    #[test]
+    fn trust_policy_drift_is_repaired() {
+        let mut observed = desired();
+        observed.trust_policy = s3_read();
+        let plan = plan_role(&desired(), Some(&observed), &owner()).expect("plan");
+        assert_eq!(
+            plan,
+            [RoleAction::UpdateTrustPolicy(desired().trust_policy)]
+        );
+    }
+
+    #[test]
+    fn boundary_put_changed_and_removed() {
+        let arn = "arn:aws:iam::123456789012:policy/boundary".to_string();
+        let mut want = desired();
+        want.permissions_boundary = Some(arn.clone());
+        assert_eq!(
+            plan_role(&want, Some(&desired()), &owner()).expect("plan"),
+            [RoleAction::PutPermissionsBoundary(arn.clone())]
+        );
+        let mut observed = desired();
+        observed.permissions_boundary = Some(arn);
+        assert_eq!(
+            plan_role(&desired(), Some(&observed), &owner()).expect("plan"),
+            [RoleAction::DeletePermissionsBoundary]
+        );
+    }
+
+    #[test]
+    fn tags_added_changed_and_removed() {
+        let mut observed = desired();
+        observed.tags.insert("old".into(), "x".into());
+        observed.tags.insert("team".into(), "before".into());
+        let plan = plan_role(&desired(), Some(&observed), &owner()).expect("plan");
+        assert_eq!(
+            plan,
+            [
+                RoleAction::TagRole(BTreeMap::from([("team".to_string(), "web".to_string())])),
+                RoleAction::UntagRole(vec!["old".into()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn path_change_recreates_the_role() {
+        let mut observed = desired();
+        observed.path = "/old/".into();
+        let plan = plan_role(&desired(), Some(&observed), &owner()).expect("plan");
+        assert_eq!(
+            ops(&plan),
+            [
+                "DetachRolePolicy",
+                "DeleteRolePolicy",
+                "DeleteRole",
+                "CreateRole",
+                "AttachRolePolicy",
+                "PutRolePolicy"
+            ]
+        );
+    }
+
+    #[test]
+    fn removal_empties_the_role_before_deleting_it() {
+        let plan = plan_role_removal(&desired());
+        assert_eq!(
+            ops(&plan),
+            ["DetachRolePolicy", "DeleteRolePolicy", "DeleteRole"]
+        );
+        let mut bare = desired();
+        bare.managed_policies.clear();
+        bare.inline_policies.clear();
+        assert_eq!(plan_role_removal(&bare), [RoleAction::DeleteRole]);
+    }
+
+    #[test]
+    fn every_action_has_an_operation_and_description() {
+        let plan = plan_role(&desired(), None, &owner()).expect("plan");
+        for action in plan.iter().chain(plan_role_removal(&desired()).iter()) {
+            assert!(!action.operation().is_empty());
+            assert!(!action.describe().is_empty());
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The local control plane and AWS emulator for integration tests, started
+//! once per test binary through the project's one start command
+//! (`e2e/harness.py up`), and the small clients tests use on it.
+//!
+//! The harness runs with `--exit-on-stdin-eof` and its stdin is a pipe held
+//! by this process, so it stops and removes its files when the test binary
+//! exits for any reason, a panic or a kill included.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub const E2E_ENV: &str = "IAM_OPERATOR_E2E";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Harness {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub operator_kubeconfig: PathBuf,
+    pub kubectl: PathBuf,
+    pub apiserver_url: String,
+    pub issuer: String,
+    pub emulator_url: String,
+    pub cluster_name: String,
+    pub region: String,
+    pub account_id: String,
+    pub oidc_provider_arn: Option<String>,
+}
+
+static HARNESS: OnceLock<Harness> = OnceLock::new();
+static HARNESS_PROCESS: Mutex<Option<Child>> = Mutex::new(None);
+
+pub fn repo_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shared harness, or `None` (with a note on stderr) when integration
+/// tests were not asked for. The test command always asks for them.
+pub fn harness() -> Option<&'static Harness> {
+    if std::env::var_os(E2E_ENV).is_none() {
+        eprintln!(
+            "skipped: set {E2E_ENV}=1 (the test command does) to run tests against the harness"
+        );
+        return None;
+    }
+    Some(HARNESS.get_or_init(start_harness))
+}
+
+fn start_harness() -> Harness {
+    let mut child = Command::new("python3")
+        .arg(repo_dir().join("e2e/harness.py"))
+        .args(["up", "--exit-on-stdin-eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start e2e/harness.py");
+    let stdout = child.stdout.take().expect("harness stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let info_path = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(path) = line.strip_prefix("harness ready ") {
+                    break PathBuf::from(path);
+                }
+            }
+            _ => panic!("harness exited before it was ready: {:?}", child.wait()),
+        }
+    };
+    let text = std::fs::read_to_string(&info_path).expect("read harness.json");
+    let harness: Harness = serde_json::from_str(&text).expect("parse harness.json");
+    *HARNESS_PROCESS.lock().expect("harness lock") = Some(child);
+    harness
+}
+
+impl Harness {
+    /// Runs the harness's kubectl as admin; panics with its stderr on failure.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let out = self.kubectl_output(args, None);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn kubectl_output(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(&self.kubectl);
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
+        let Some(input) = stdin else {
+            return cmd.output().expect("run kubectl");
+        };
+        use std::io::Write;
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        child
+            .stdin
+            .take()
+            .expect("kubectl stdin")
+            .write_all(input.as_bytes())
+            .expect("write kubectl stdin");
+        child.wait_with_output().expect("wait for kubectl")
+    }
+
+    pub fn kubectl_json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.kubectl(&all)).expect("kubectl printed JSON")
+    }
+
+    /// A namespace of its own for one test: without a controller-manager,
+    /// deleted namespaces never finish terminating, so tests never share or
+    /// delete them.
+    pub fn fresh_namespace(&self, prefix: &str) -> String {
+        let suffix: u32 = std::process::id()
+            ^ (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock after 1970")
+                .subsec_nanos());
+        let name = format!("{prefix}-{suffix:x}");
+        self.kubectl(&["create", "namespace", &name]);
+        name
+    }
+
+    pub async fn kube_client(&self) -> kube::Client {
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("kubeconfig to config");
+        kube::Client::try_from(config).expect("kube client")
+    }
+
+    pub async fn aws_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.emulator_url)
+            .region(aws_config::Region::new(self.region.clone()))
+            .credentials_provider(aws_sdk_iam::config::Credentials::new(
+                "testing", "testing", None, None, "harness",
+            ))
+            .load()
+            .await
+    }
+
+    pub fn emulator(&self) -> Emulator {
+        Emulator {
+            url: self.emulator_url.clone(),
+        }
+    }
+}
+
+/// The emulator's control endpoints (faults and the call log).
+pub struct Emulator {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Call {
+    pub seq: u64,
+    pub service: String,
+    pub operation: String,
+    pub status: u16,
+    pub fault: Option<String>,
+}
+
+impl Emulator {
+    pub fn calls_since(&self, seq: u64) -> Vec<Call> {
+        let body: Value = ureq::get(format!("{}/_emulator/calls?since={seq}", self.url))
+            .call()
+            .expect("GET call log")
+            .body_mut()
+            .read_json()
+            .expect("call log JSON");
+        serde_json::from_value(body["calls"].clone()).expect("call log entries")
+    }
+
+    /// The sequence number of the last logged call, to read only later ones.
+    pub fn mark(&self) -> u64 {
+        self.calls_since(0).last().map_or(0, |c| c.seq)
+    }
+
+    pub fn set_faults(&self, rules: Value) {
+        ureq::put(format!("{}/_emulator/faults", self.url))
+            .send_json(rules)
+            .expect("PUT faults");
+    }
+
+    pub fn clear_faults(&self) {
+        ureq::delete(format!("{}/_emulator/faults", self.url))
+            .call()
+            .expect("DELETE faults");
+    }
+}
