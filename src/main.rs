@@ -1,1 +1,112 @@
-fn main() {}
+//! The operator binary: reads configuration, discovers what it can from AWS,
+//! and runs the controllers. Wiring only.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::Api;
+use kube::api::ListParams;
+use tracing_subscriber::EnvFilter;
+
+use iam_operator::api::IamServiceAccount;
+use iam_operator::aws::{Iam, identity};
+use iam_operator::config::{Args, Settings, partition_for_region};
+use iam_operator::controller::{Context, iam_service_account};
+use iam_operator::health::{self, Readiness};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn")),
+        )
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    args.validate().map_err(|e| format!("configuration: {e}"))?;
+    let readiness = Readiness::default();
+    tokio::spawn({
+        let readiness = readiness.clone();
+        let address = args.metrics_address;
+        async move {
+            if let Err(e) = health::serve(address, readiness).await {
+                tracing::error!(error = %e, "health endpoints stopped");
+            }
+        }
+    });
+
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let region = aws
+        .region()
+        .map(|r| r.to_string())
+        .ok_or("no AWS region: set AWS_REGION")?;
+    let account_id = match args.aws_account_id.clone() {
+        Some(id) => id,
+        None => identity::caller_account(&aws)
+            .await
+            .map_err(|e| format!("could not learn the AWS account (set --aws-account-id): {e}"))?,
+    };
+    let issuer = match args.oidc_issuer.clone() {
+        Some(issuer) => issuer,
+        None => identity::cluster_issuer(&aws, &args.cluster_name).await.map_err(|e| {
+            format!(
+                "could not read the OIDC issuer of EKS cluster {} in {region} ({e}); check --cluster-name \
+                 and the region, or give --oidc-issuer for a cluster that is not EKS",
+                args.cluster_name
+            )
+        })?,
+    };
+    let settings = Settings {
+        cluster_name: args.cluster_name.clone(),
+        issuer,
+        account_id,
+        partition: partition_for_region(&region).to_string(),
+        role_name_prefix: args.role_name_prefix.clone(),
+        forced_role_path: args.role_path.clone(),
+        forced_permissions_boundary: args.permissions_boundary.clone(),
+        resync: Duration::from_secs(args.resync_seconds),
+    };
+    tracing::info!(cluster = %settings.cluster_name, %region, account = %settings.account_id, issuer = %settings.issuer, "starting");
+
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("Kubernetes client: {e}"))?;
+    let (isa_api, sa_api) = match args.watch_namespaces.as_slice() {
+        [namespace] => (
+            Api::<IamServiceAccount>::namespaced(client.clone(), namespace),
+            Api::<ServiceAccount>::namespaced(client.clone(), namespace),
+        ),
+        _ => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    wait_for_crd(&isa_api).await;
+
+    let ctx = Arc::new(Context::new(client, Iam::new(&aws), settings));
+    readiness.set_ready();
+    iam_service_account::run(ctx, isa_api, sa_api).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The CRD may be applied after the operator starts (same Git sync): wait
+/// for it instead of crashing into a restart loop.
+async fn wait_for_crd(api: &Api<IamServiceAccount>) {
+    let mut logged = false;
+    while let Err(e) = api.list(&ListParams::default().limit(1)).await {
+        if !logged {
+            tracing::warn!(error = %e, "waiting for the IamServiceAccount CRD to be installed");
+            logged = true;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

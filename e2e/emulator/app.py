@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import time
 import traceback
+import urllib.parse
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
@@ -34,6 +35,18 @@ def read_body(environ: dict[str, Any]) -> bytes:
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     return body
+
+
+def call_target(request: AwsRequest, body: bytes) -> str | None:
+    """What a call is about (an IAM role name, an EKS cluster), so that tests
+    running side by side can each count only their own calls."""
+    if request.service in ("iam", "sts"):
+        form = urllib.parse.parse_qs(body.decode("utf-8", errors="replace"))
+        for key in ("RoleName", "OpenIDConnectProviderArn", "PolicyArn"):
+            if key in form:
+                return form[key][0]
+        return None
+    return request.path_params.get("name")
 
 
 def _send(response: Response, start_response: StartResponse) -> Iterable[bytes]:
@@ -90,6 +103,7 @@ class EmulatorApp:
                 operation=request.operation,
                 status=statuses[-1] if statuses else 500,
                 fault=decision.fault if decision else None,
+                target=call_target(request, body),
             )
 
     def _pod_identity(self, environ: dict[str, Any], request: AwsRequest, body: bytes) -> Response:

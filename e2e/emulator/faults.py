@@ -138,6 +138,7 @@ class CallLog:
         operation: str,
         status: int,
         fault: str | None,
+        target: str | None = None,
     ) -> dict[str, Any]:
         with self._lock:
             self._seq += 1
@@ -149,6 +150,7 @@ class CallLog:
                 "operation": operation,
                 "status": status,
                 "fault": fault,
+                "target": target,
             }
             self._calls.append(entry)
             return dict(entry)

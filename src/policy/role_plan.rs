@@ -121,6 +121,8 @@ impl std::fmt::Display for RoleNotOwned {
     }
 }
 
+impl std::error::Error for RoleNotOwned {}
+
 /// Calls that make `observed` into `desired`. `None` observed: create.
 pub fn plan_role(
     desired: &RoleState,

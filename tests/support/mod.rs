@@ -16,6 +16,8 @@ use std::sync::{Mutex, OnceLock};
 use serde::Deserialize;
 use serde_json::Value;
 
+pub mod operator;
+
 pub const E2E_ENV: &str = "IAM_OPERATOR_E2E";
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,9 +38,16 @@ pub struct Harness {
 
 static HARNESS: OnceLock<Harness> = OnceLock::new();
 static HARNESS_PROCESS: Mutex<Option<Child>> = Mutex::new(None);
+static HARNESS_ARGS: OnceLock<Vec<String>> = OnceLock::new();
 
 pub fn repo_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Extra `harness.py up` flags for this test binary; call before the first
+/// `harness()`.
+pub fn harness_args(args: &[&str]) {
+    let _ = HARNESS_ARGS.set(args.iter().map(|a| a.to_string()).collect());
 }
 
 /// The shared harness, or `None` (with a note on stderr) when integration
@@ -57,6 +66,7 @@ fn start_harness() -> Harness {
     let mut child = Command::new("python3")
         .arg(repo_dir().join("e2e/harness.py"))
         .args(["up", "--exit-on-stdin-eof"])
+        .args(HARNESS_ARGS.get().cloned().unwrap_or_default())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -174,6 +184,8 @@ pub struct Call {
     pub operation: String,
     pub status: u16,
     pub fault: Option<String>,
+    /// The IAM role name, or EKS cluster, the call was about.
+    pub target: Option<String>,
 }
 
 impl Emulator {
@@ -202,5 +214,53 @@ impl Emulator {
         ureq::delete(format!("{}/_emulator/faults", self.url))
             .call()
             .expect("DELETE faults");
+    }
+}
+
+/// IAM calls that change something (everything but reads).
+pub fn is_write(call: &Call) -> bool {
+    !(call.operation.starts_with("Get")
+        || call.operation.starts_with("List")
+        || call.operation.starts_with("Describe"))
+}
+
+impl Harness {
+    pub fn apply(&self, namespace: &str, yaml: &str) {
+        let out = self.kubectl_output(&["apply", "-n", namespace, "-f", "-"], Some(yaml));
+        assert!(
+            out.status.success(),
+            "kubectl apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Waits on a watch (kubectl wait) for the Ready condition's reason.
+    pub fn wait_for_reason(&self, resource: &str, namespace: &str, reason: &str) {
+        let condition =
+            format!("--for=jsonpath={{.status.conditions[?(@.type==\"Ready\")].reason}}={reason}");
+        let out = self.kubectl_output(
+            &[
+                "wait",
+                &condition,
+                "--timeout=90s",
+                "-n",
+                namespace,
+                resource,
+            ],
+            None,
+        );
+        if !out.status.success() {
+            let current =
+                self.kubectl_output(&["get", "-n", namespace, resource, "-o", "yaml"], None);
+            panic!(
+                "{resource} never reached reason {reason}: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&current.stdout)
+            );
+        }
+    }
+
+    pub fn wait_ready(&self, resource: &str, namespace: &str) {
+        self.wait_for_reason(resource, namespace, "Synced");
     }
 }

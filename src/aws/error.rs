@@ -1,0 +1,149 @@
+//! One error type for every AWS call, classified by the error code AWS sends,
+//! so the controller can tell "fix your spec" from "try again".
+
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    /// The thing does not exist (`NoSuchEntity`, `ResourceNotFoundException`).
+    NotFound,
+    /// Exists already, or still in use (`EntityAlreadyExists`, `DeleteConflict`, ...).
+    Conflict,
+    /// AWS asks us to slow down.
+    Throttled,
+    /// The operator's own credentials lack a permission.
+    AccessDenied,
+    /// AWS refused the input (`MalformedPolicyDocument`, `InvalidInput`, ...).
+    Invalid,
+    /// A quota was hit (`LimitExceeded`).
+    Limit,
+    /// Network, timeouts, 5xx: retrying may help.
+    Unavailable,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation}: {code}: {message}")]
+pub struct AwsError {
+    pub operation: &'static str,
+    pub kind: AwsErrorKind,
+    /// AWS's error code, or a description of the transport failure.
+    pub code: String,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let (code, message) = match &err {
+            SdkError::ServiceError(service) => (
+                service.err().code().unwrap_or("Unknown").to_string(),
+                service.err().message().unwrap_or_default().to_string(),
+            ),
+            SdkError::TimeoutError(_) => ("Timeout".to_string(), "request timed out".to_string()),
+            SdkError::DispatchFailure(failure) => {
+                ("DispatchFailure".to_string(), format!("{failure:?}"))
+            }
+            other => (
+                "ResponseError".to_string(),
+                aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+            ),
+        };
+        AwsError {
+            operation,
+            kind: classify(&code),
+            code,
+            message,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.kind == AwsErrorKind::NotFound
+    }
+
+    /// Whether retrying the same call later may succeed without anyone
+    /// changing anything.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            AwsErrorKind::Throttled | AwsErrorKind::Unavailable | AwsErrorKind::Conflict
+        )
+    }
+}
+
+/// Classifies by AWS error code. Codes are stable API; HTTP statuses differ
+/// between IAM and its emulators.
+pub fn classify(code: &str) -> AwsErrorKind {
+    match code {
+        "NoSuchEntity" | "ResourceNotFoundException" | "NotFoundException" => {
+            AwsErrorKind::NotFound
+        }
+        "EntityAlreadyExists"
+        | "DeleteConflict"
+        | "ConcurrentModification"
+        | "ResourceInUseException" => AwsErrorKind::Conflict,
+        "Throttling"
+        | "ThrottlingException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded" => AwsErrorKind::Throttled,
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "ExpiredToken"
+        | "SignatureDoesNotMatch" => AwsErrorKind::AccessDenied,
+        "MalformedPolicyDocument"
+        | "InvalidInput"
+        | "ValidationError"
+        | "InvalidParameterException"
+        | "InvalidRequestException"
+        | "UnmodifiableEntity"
+        | "PackedPolicyTooLarge" => AwsErrorKind::Invalid,
+        "LimitExceeded" | "ResourceLimitExceededException" => AwsErrorKind::Limit,
+        _ => AwsErrorKind::Unavailable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_classify_as_aws_documents_them() {
+        for (code, kind) in [
+            ("NoSuchEntity", AwsErrorKind::NotFound),
+            ("ResourceNotFoundException", AwsErrorKind::NotFound),
+            ("EntityAlreadyExists", AwsErrorKind::Conflict),
+            ("DeleteConflict", AwsErrorKind::Conflict),
+            ("Throttling", AwsErrorKind::Throttled),
+            ("ThrottlingException", AwsErrorKind::Throttled),
+            ("AccessDenied", AwsErrorKind::AccessDenied),
+            ("MalformedPolicyDocument", AwsErrorKind::Invalid),
+            ("InvalidParameterException", AwsErrorKind::Invalid),
+            ("LimitExceeded", AwsErrorKind::Limit),
+            ("ServiceFailure", AwsErrorKind::Unavailable),
+            ("ServerException", AwsErrorKind::Unavailable),
+            ("Timeout", AwsErrorKind::Unavailable),
+        ] {
+            assert_eq!(classify(code), kind, "{code}");
+        }
+    }
+
+    #[test]
+    fn only_retryable_kinds_are_transient() {
+        let error = |kind| AwsError {
+            operation: "GetRole",
+            kind,
+            code: String::new(),
+            message: String::new(),
+        };
+        assert!(error(AwsErrorKind::Throttled).is_transient());
+        assert!(error(AwsErrorKind::Unavailable).is_transient());
+        assert!(!error(AwsErrorKind::AccessDenied).is_transient());
+        assert!(!error(AwsErrorKind::Invalid).is_transient());
+        assert!(!error(AwsErrorKind::Limit).is_transient());
+    }
+}

@@ -1,0 +1,10 @@
+//! Thin clients over aws-sdk-iam, aws-sdk-eks and aws-sdk-sts: they turn the
+//! SDK's shapes into the operator's own (`RoleState`, ...) and its errors into
+//! [`AwsError`], and do nothing else. Every call here is I/O.
+
+pub mod error;
+pub mod iam;
+pub mod identity;
+
+pub use error::{AwsError, AwsErrorKind};
+pub use iam::Iam;

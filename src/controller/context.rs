@@ -1,0 +1,40 @@
+//! What every reconcile shares: clients, settings, the event recorder, the
+//! backoff book and the caches of watched objects.
+
+use std::sync::OnceLock;
+
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+
+use super::backoff::Backoff;
+use crate::api::IamServiceAccount;
+use crate::aws::Iam;
+use crate::config::Settings;
+
+pub struct Context {
+    pub client: kube::Client,
+    pub iam: Iam,
+    pub settings: Settings,
+    pub recorder: Recorder,
+    pub backoff: Backoff,
+    /// Every IamServiceAccount, to find which one owns a ServiceAccount;
+    /// filled once the controller exists (it owns the reflector).
+    pub iam_service_accounts: OnceLock<Store<IamServiceAccount>>,
+}
+
+impl Context {
+    pub fn new(client: kube::Client, iam: Iam, settings: Settings) -> Self {
+        let reporter = Reporter {
+            controller: "iam-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            iam,
+            settings,
+            backoff: Backoff::default(),
+            iam_service_accounts: OnceLock::new(),
+        }
+    }
+}

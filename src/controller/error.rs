@@ -1,0 +1,237 @@
+//! Every way a reconcile can end other than "in sync": what the user must
+//! change (terminal), what resolves by itself (waiting), and what retrying
+//! fixes (transient). Each maps to one `Ready` reason.
+
+use std::time::Duration;
+
+use crate::api::conditions::reason;
+use crate::aws::{AwsError, AwsErrorKind};
+use crate::policy::desire::InvalidSpec;
+use crate::policy::role_plan::RoleNotOwned;
+
+/// How soon to look again at something that fixes itself (a provider being
+/// created, a ServiceAccount being applied by the same Git sync).
+pub const WAITING_REQUEUE: Duration = Duration::from_secs(30);
+/// How soon to look again at something only a person can fix: slow, but not
+/// never, so a fix made outside Kubernetes (in IAM) is noticed.
+pub const TERMINAL_REQUEUE: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid spec: {0}")]
+    InvalidSpec(#[from] InvalidSpec),
+
+    #[error("{0}")]
+    RoleNotOwned(#[from] RoleNotOwned),
+
+    #[error(
+        "No OpenIDConnect provider found in your account for issuer {issuer}: pods would fail with \
+         \"InvalidIdentityToken: No OpenIDConnect provider found in your account\". Create the IAM OIDC \
+         provider {provider_arn} with client ID {audience} (for example `eksctl utils \
+         associate-iam-oidc-provider --cluster {cluster} --approve`)"
+    )]
+    OidcProviderNotFound {
+        issuer: String,
+        provider_arn: String,
+        audience: String,
+        cluster: String,
+    },
+
+    #[error(
+        "Incorrect token audience: the IAM OIDC provider {provider_arn} lists client IDs [{}] but the \
+         ServiceAccount's tokens carry audience {audience}; add {audience} to the provider's client IDs \
+         (aws iam add-client-id-to-open-id-connect-provider) or set spec.audience to one it lists",
+        allowed.join(", ")
+    )]
+    AudienceNotAllowed {
+        provider_arn: String,
+        audience: String,
+        allowed: Vec<String>,
+    },
+
+    #[error(
+        "ServiceAccount {service_account} is annotated with eks.amazonaws.com/role-arn={found}, set by \
+         someone else; pods would assume that role, and fail with \"Not authorized to perform \
+         sts:AssumeRoleWithWebIdentity\" {detail}. Remove the annotation (or point this object at \
+         another ServiceAccount) and the operator will set {expected}"
+    )]
+    ServiceAccountAnnotationMismatch {
+        service_account: String,
+        found: String,
+        expected: String,
+        detail: String,
+    },
+
+    #[error(
+        "ServiceAccount {service_account} is already claimed by IamServiceAccount {winner}, which is \
+         older; delete one of the two or point this one at another ServiceAccount"
+    )]
+    ServiceAccountConflict {
+        service_account: String,
+        winner: String,
+    },
+
+    #[error(
+        "ServiceAccount {service_account} does not exist yet: create it, or set \
+         spec.serviceAccount.create: true; the role {role_arn} is ready"
+    )]
+    ServiceAccountNotFound {
+        service_account: String,
+        role_arn: String,
+    },
+
+    #[error("AWS {0}")]
+    Aws(#[from] AwsError),
+
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    /// The `Ready` condition's reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidSpec(_) => reason::INVALID_SPEC,
+            Error::RoleNotOwned(_) => reason::ROLE_NOT_OWNED,
+            Error::OidcProviderNotFound { .. } => reason::OIDC_PROVIDER_NOT_FOUND,
+            Error::AudienceNotAllowed { .. } => reason::AUDIENCE_NOT_ALLOWED,
+            Error::ServiceAccountAnnotationMismatch { .. } => {
+                reason::SERVICE_ACCOUNT_ANNOTATION_MISMATCH
+            }
+            Error::ServiceAccountConflict { .. } => reason::SERVICE_ACCOUNT_CONFLICT,
+            Error::ServiceAccountNotFound { .. } => reason::SERVICE_ACCOUNT_NOT_FOUND,
+            Error::Aws(e) => match (e.kind, e.code.as_str()) {
+                (_, "DeleteConflict") => reason::DELETE_CONFLICT,
+                (AwsErrorKind::AccessDenied, _) => reason::ACCESS_DENIED,
+                (AwsErrorKind::NotFound, _) if e.operation == "AttachRolePolicy" => {
+                    reason::POLICY_NOT_FOUND
+                }
+                _ => reason::AWS_ERROR,
+            },
+            Error::Kube(_) | Error::Finalizer(_) => reason::KUBERNETES_ERROR,
+        }
+    }
+
+    /// A static label for metrics; never formatted from the error's content.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::InvalidSpec(_) => "invalid_spec",
+            Error::RoleNotOwned(_) => "role_not_owned",
+            Error::OidcProviderNotFound { .. } => "oidc_provider_not_found",
+            Error::AudienceNotAllowed { .. } => "audience_not_allowed",
+            Error::ServiceAccountAnnotationMismatch { .. } => "service_account_annotation_mismatch",
+            Error::ServiceAccountConflict { .. } => "service_account_conflict",
+            Error::ServiceAccountNotFound { .. } => "service_account_not_found",
+            Error::Aws(_) => "aws",
+            Error::Kube(_) => "kubernetes",
+            Error::Finalizer(_) => "finalizer",
+        }
+    }
+
+    /// Retrying soon, with backoff, may succeed without anyone changing
+    /// anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Aws(e) => e.is_transient(),
+            Error::Kube(_) | Error::Finalizer(_) => true,
+            _ => false,
+        }
+    }
+
+    /// For errors that are not transient: when to look again.
+    pub fn requeue_after(&self) -> Duration {
+        match self {
+            Error::OidcProviderNotFound { .. }
+            | Error::AudienceNotAllowed { .. }
+            | Error::ServiceAccountNotFound { .. }
+            | Error::ServiceAccountAnnotationMismatch { .. }
+            | Error::ServiceAccountConflict { .. } => WAITING_REQUEUE,
+            _ => TERMINAL_REQUEUE,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(operation: &'static str, code: &str) -> Error {
+        Error::Aws(AwsError {
+            operation,
+            kind: crate::aws::error::classify(code),
+            code: code.into(),
+            message: String::new(),
+        })
+    }
+
+    #[test]
+    fn aws_errors_map_to_named_reasons() {
+        assert_eq!(
+            aws("DeleteRole", "DeleteConflict").reason(),
+            reason::DELETE_CONFLICT
+        );
+        assert_eq!(
+            aws("CreateRole", "AccessDenied").reason(),
+            reason::ACCESS_DENIED
+        );
+        assert_eq!(
+            aws("AttachRolePolicy", "NoSuchEntity").reason(),
+            reason::POLICY_NOT_FOUND
+        );
+        assert_eq!(aws("GetRole", "ServiceFailure").reason(), reason::AWS_ERROR);
+    }
+
+    #[test]
+    fn only_retryable_errors_are_transient() {
+        assert!(aws("GetRole", "Throttling").is_transient());
+        assert!(aws("DeleteRole", "DeleteConflict").is_transient());
+        assert!(!aws("CreateRole", "AccessDenied").is_transient());
+        assert!(!Error::InvalidSpec(InvalidSpec(vec!["x".into()])).is_transient());
+    }
+
+    #[test]
+    fn messages_carry_the_classic_aws_wording_and_the_fix() {
+        let e = Error::OidcProviderNotFound {
+            issuer: "https://oidc.example/id/1".into(),
+            provider_arn: "arn:aws:iam::1:oidc-provider/oidc.example/id/1".into(),
+            audience: "sts.amazonaws.com".into(),
+            cluster: "prod".into(),
+        };
+        assert!(
+            e.to_string()
+                .contains("No OpenIDConnect provider found in your account")
+        );
+        assert!(e.to_string().contains("associate-iam-oidc-provider"));
+        let e = Error::AudienceNotAllowed {
+            provider_arn: "p".into(),
+            audience: "sts.amazonaws.com".into(),
+            allowed: vec!["sts.amazon.com".into()],
+        };
+        assert!(e.to_string().contains("Incorrect token audience"));
+        assert!(e.to_string().contains("sts.amazon.com"));
+        assert_eq!(e.requeue_after(), WAITING_REQUEUE);
+    }
+
+    #[test]
+    fn every_variant_has_a_distinct_metric_label() {
+        let errors = [
+            Error::InvalidSpec(InvalidSpec(vec![])),
+            Error::ServiceAccountConflict {
+                service_account: "a".into(),
+                winner: "b".into(),
+            },
+            Error::ServiceAccountNotFound {
+                service_account: "a".into(),
+                role_arn: "r".into(),
+            },
+            aws("GetRole", "Throttling"),
+            Error::Finalizer("x".into()),
+        ];
+        let labels: std::collections::BTreeSet<_> =
+            errors.iter().map(Error::metric_label).collect();
+        assert_eq!(labels.len(), errors.len());
+    }
+}

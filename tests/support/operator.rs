@@ -1,0 +1,104 @@
+//! The operator binary, run against the harness as the unprivileged user the
+//! chart's RBAC (config/rbac.yaml) is bound to.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::{Harness, repo_dir};
+
+static OPERATOR: OnceLock<Mutex<Option<Child>>> = OnceLock::new();
+
+/// CRDs and RBAC applied, and one operator running for this test binary.
+pub fn ensure_operator(h: &Harness, extra_args: &[&str]) {
+    OPERATOR.get_or_init(|| {
+        install(h);
+        Mutex::new(Some(start(h, extra_args)))
+    });
+}
+
+/// The kernel's parent-death signal follows the *thread* that spawned the
+/// child, and each test runs on a thread of its own that ends with the test:
+/// operators are therefore spawned from one thread that lives as long as the
+/// test binary.
+fn spawn_from_long_lived_thread(command: Command) -> Child {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut command = command;
+        let _ = sender.send(command.spawn());
+        loop {
+            std::thread::park();
+        }
+    });
+    receiver
+        .recv()
+        .expect("spawner thread answered")
+        .expect("start the operator")
+}
+
+pub fn install(h: &Harness) {
+    let crds = repo_dir().join("crds");
+    let rbac = repo_dir().join("config/rbac.yaml");
+    h.kubectl(&[
+        "apply",
+        "--server-side",
+        "-f",
+        crds.to_str().expect("utf-8 path"),
+    ]);
+    h.kubectl(&[
+        "apply",
+        "--server-side",
+        "-f",
+        rbac.to_str().expect("utf-8 path"),
+    ]);
+    h.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/iamserviceaccounts.iam-operator.io",
+        "crd/podidentitybindings.iam-operator.io",
+    ]);
+}
+
+pub fn start(h: &Harness, extra_args: &[&str]) -> Child {
+    let log_path = h.dir.join("logs").join(format!(
+        "operator-{}.log",
+        Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id())
+    ));
+    let log = std::fs::File::create(&log_path).expect("operator log file");
+    eprintln!("operator log: {}", log_path.display());
+    let mut command = Command::new("python3");
+    command
+        .arg(repo_dir().join("e2e/die-with-parent.py"))
+        .arg(env!("CARGO_BIN_EXE_iam-operator"))
+        .args([
+            "--cluster-name",
+            &h.cluster_name,
+            "--metrics-address",
+            "127.0.0.1:0",
+        ])
+        .args(extra_args)
+        .env("KUBECONFIG", &h.operator_kubeconfig)
+        .env("AWS_ENDPOINT_URL", &h.emulator_url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", &h.region)
+        .env("RUST_LOG", "info,iam_operator=debug,kube=warn")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log);
+    spawn_from_long_lived_thread(command)
+}
+
+/// Polls `condition` until it holds; for facts no watch can wait on (the
+/// emulator's call log). Bounded, so a broken operator fails the test.
+pub fn eventually<T>(what: &str, timeout: Duration, mut condition: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = condition() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
