@@ -536,6 +536,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_REGION": args.region,
+            "AWS_DEFAULT_REGION": args.region,
             "IAM_OPERATOR_CLUSTER_NAME": args.cluster_name,
             "IAM_OPERATOR_EMULATOR_URL": emulator_url,
             "IAM_OPERATOR_HARNESS_DIR": run_dir,

@@ -69,6 +69,14 @@ pub struct Settings {
     pub forced_role_path: Option<String>,
     pub forced_permissions_boundary: Option<String>,
     pub resync: Duration,
+    /// Empty: every namespace.
+    pub watch_namespaces: Vec<String>,
+}
+
+impl Settings {
+    pub fn watches(&self, namespace: &str) -> bool {
+        self.watch_namespaces.is_empty() || self.watch_namespaces.iter().any(|n| n == namespace)
+    }
 }
 
 impl Args {
@@ -136,6 +144,25 @@ mod tests {
         .expect("parses");
         assert_eq!(args.watch_namespaces, ["a", "b"]);
         assert_eq!(args.resync_seconds, 600);
+    }
+
+    #[test]
+    fn empty_namespace_list_watches_everything() {
+        let mut settings = Settings {
+            cluster_name: "c".into(),
+            issuer: "https://i".into(),
+            account_id: "1".into(),
+            partition: "aws".into(),
+            role_name_prefix: String::new(),
+            forced_role_path: None,
+            forced_permissions_boundary: None,
+            resync: Duration::from_secs(1),
+            watch_namespaces: Vec::new(),
+        };
+        assert!(settings.watches("any"));
+        settings.watch_namespaces = vec!["a".into(), "b".into()];
+        assert!(settings.watches("b"));
+        assert!(!settings.watches("c"));
     }
 
     #[test]

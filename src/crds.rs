@@ -20,3 +20,137 @@ pub fn generated_crds() -> Result<Vec<(String, String)>, serde_yaml::Error> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+    use serde_json::Value;
+
+    use crate::api::{IamServiceAccount, PodIdentityBinding};
+
+    fn version(
+        crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    ) -> Value {
+        serde_json::to_value(&crd.spec.versions[0]).expect("serializable")
+    }
+
+    fn rules(schema: &Value) -> Vec<String> {
+        let mut found = Vec::new();
+        collect_rules(schema, &mut found);
+        found
+    }
+
+    fn collect_rules(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::Array(validations)) = map.get("x-kubernetes-validations") {
+                    found.extend(
+                        validations
+                            .iter()
+                            .filter_map(|v| v["rule"].as_str().map(str::to_string)),
+                    );
+                }
+                map.values().for_each(|v| collect_rules(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect_rules(v, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn iam_service_account_crd_carries_the_contract() {
+        let crd = IamServiceAccount::crd();
+        assert_eq!(crd.spec.group, "iam-operator.io");
+        assert_eq!(crd.spec.scope, "Namespaced");
+        assert_eq!(
+            crd.spec.names.short_names.as_deref(),
+            Some(&["isa".to_string()][..])
+        );
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&["iam".to_string()][..])
+        );
+        let v = version(&crd);
+        assert_eq!(v["name"], "v1alpha1");
+        assert!(
+            v["subresources"]["status"].is_object(),
+            "status subresource"
+        );
+        let columns: Vec<&str> = v["additionalPrinterColumns"]
+            .as_array()
+            .expect("printer columns")
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(
+            columns,
+            ["Ready", "Role", "Age", "Reason", "ServiceAccount"]
+        );
+        let schema = &v["schema"]["openAPIV3Schema"];
+        let spec = &schema["properties"]["spec"]["properties"];
+        assert_eq!(
+            spec["role"]["properties"]["maxSessionDurationSeconds"]["minimum"],
+            3600.0
+        );
+        assert_eq!(
+            spec["role"]["properties"]["maxSessionDurationSeconds"]["maximum"],
+            43200.0
+        );
+        assert_eq!(spec["role"]["properties"]["name"]["maxLength"], 64);
+        assert_eq!(
+            spec["policies"]["properties"]["inline"]["additionalProperties"]["x-kubernetes-preserve-unknown-fields"],
+            true
+        );
+        let conditions = &schema["properties"]["status"]["properties"]["conditions"];
+        assert_eq!(conditions["x-kubernetes-list-type"], "map");
+        let rules = rules(schema);
+        assert!(
+            rules.iter().any(|r| r.contains("oldSelf.name")),
+            "immutable ServiceAccount name: {rules:?}"
+        );
+        assert!(
+            rules.iter().any(|r| r.contains("aws:")),
+            "reserved tag keys: {rules:?}"
+        );
+    }
+
+    #[test]
+    fn pod_identity_binding_crd_requires_exactly_one_role_source() {
+        let crd = PodIdentityBinding::crd();
+        assert_eq!(
+            crd.spec.names.short_names.as_deref(),
+            Some(&["pib".to_string()][..])
+        );
+        let v = version(&crd);
+        assert!(v["subresources"]["status"].is_object());
+        let rules = rules(&v["schema"]["openAPIV3Schema"]);
+        assert!(
+            rules
+                .iter()
+                .any(|r| r == "has(self.role) != has(self.roleArn)"),
+            "{rules:?}"
+        );
+        let required = &v["schema"]["openAPIV3Schema"]["properties"]["spec"]["required"];
+        assert!(
+            required
+                .as_array()
+                .is_some_and(|r| r.iter().any(|f| f == "serviceAccountName"))
+        );
+    }
+
+    #[test]
+    fn generated_files_are_named_after_the_crds() {
+        let files: Vec<String> = super::generated_crds()
+            .expect("generate")
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "iamserviceaccounts.iam-operator.io.yaml",
+                "podidentitybindings.iam-operator.io.yaml"
+            ]
+        );
+    }
+}

@@ -76,6 +76,7 @@ async fn run(args: Args) -> Result<(), String> {
         forced_role_path: args.role_path.clone(),
         forced_permissions_boundary: args.permissions_boundary.clone(),
         resync: Duration::from_secs(args.resync_seconds),
+        watch_namespaces: args.watch_namespaces.clone(),
     };
     tracing::info!(cluster = %settings.cluster_name, %region, account = %settings.account_id, issuer = %settings.issuer, "starting");
 

@@ -82,6 +82,10 @@ fn backoff_key(isa: &IamServiceAccount) -> String {
 
 async fn reconcile(isa: Arc<IamServiceAccount>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = isa.namespace().unwrap_or_default();
+    // Several watched namespaces are served by one cluster-wide watch.
+    if !ctx.settings.watches(&namespace) {
+        return Ok(Action::await_change());
+    }
     let api: Api<IamServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
     let span = tracing::info_span!("reconcile", kind = KIND, namespace = %namespace, name = %isa.name_any());
     let result = finalizer(&api, FINALIZER, isa.clone(), |event| async {

@@ -180,6 +180,7 @@ mod tests {
             forced_role_path: None,
             forced_permissions_boundary: None,
             resync: Duration::from_secs(600),
+            watch_namespaces: Vec::new(),
         }
     }
 

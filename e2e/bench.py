@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Benchmark: iam-operator (release build) on the local harness.
+
+Prints: apply-to-Ready latency for single objects and for a burst of N,
+AWS calls per create and per no-op resync (from the emulator's call log),
+and the operator's memory and CPU. Figures only; nothing is asserted.
+
+    python3 e2e/bench.py [--objects N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+READS = ("Get", "List", "Describe")
+
+
+def calls_since(emulator: str, seq: int) -> list[dict]:
+    with urllib.request.urlopen(f"{emulator}/_emulator/calls?since={seq}") as resp:
+        return json.load(resp)["calls"]
+
+
+def last_seq(emulator: str) -> int:
+    calls = calls_since(emulator, 0)
+    return calls[-1]["seq"] if calls else 0
+
+
+def manifest(name: str) -> str:
+    return f"""apiVersion: iam-operator.io/v1alpha1
+kind: IamServiceAccount
+metadata: {{name: {name}}}
+spec:
+  serviceAccount: {{create: true}}
+  policies:
+    managed: [arn:aws:iam::aws:policy/ReadOnlyAccess]
+    inline:
+      read: {{Version: '2012-10-17', Statement: [{{Effect: Allow, Action: 's3:GetObject', Resource: '*'}}]}}
+---
+"""
+
+
+def proc_figures(pid: int) -> dict:
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {
+        "rss_mib": int(fields["VmRSS"].split()[0]) / 1024,
+        "peak_rss_mib": int(fields["VmHWM"].split()[0]) / 1024,
+        "cpu_seconds": (int(stat[11]) + int(stat[12])) / ticks,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", type=int, default=50)
+    args = parser.parse_args()
+
+    print("building the operator (release)...", file=sys.stderr, flush=True)
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--bin", "iam-operator"], cwd=REPO, check=True)
+
+    harness = subprocess.Popen(
+        [sys.executable, str(REPO / "e2e/harness.py"), "up", "--exit-on-stdin-eof"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    info_path = None
+    for line in harness.stdout:
+        if line.startswith("harness ready "):
+            info_path = line.split(" ", 2)[2].strip()
+            break
+    if info_path is None:
+        sys.exit("harness did not start")
+    h = json.loads(Path(info_path).read_text())
+    emulator = h["emulatorUrl"]
+
+    def kubectl(*argv: str, stdin: str | None = None) -> str:
+        return subprocess.run(
+            [h["kubectl"], "--kubeconfig", h["kubeconfig"], *argv],
+            input=stdin, capture_output=True, text=True, check=True,
+        ).stdout
+
+    kubectl("apply", "--server-side", "-f", str(REPO / "crds"), "-f", str(REPO / "config/rbac.yaml"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    env = {
+        **os.environ,
+        "KUBECONFIG": h["operatorKubeconfig"],
+        "AWS_ENDPOINT_URL": emulator,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": h["region"],
+        "RUST_LOG": "warn",
+    }
+    operator = subprocess.Popen(
+        [str(REPO / "target/release/iam-operator"), "--cluster-name", h["clusterName"], "--metrics-address", "127.0.0.1:0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1)
+        idle = proc_figures(operator.pid)
+
+        # Single objects, one after another.
+        kubectl("create", "namespace", "single")
+        single = []
+        for i in range(5):
+            started = time.monotonic()
+            kubectl("apply", "-n", "single", "-f", "-", stdin=manifest(f"one-{i}"))
+            kubectl("wait", "-n", "single", "--for=condition=Ready", "--timeout=120s", f"isa/one-{i}")
+            single.append(time.monotonic() - started)
+
+        # A burst of N, as a Git sync would apply them.
+        n = args.objects
+        kubectl("create", "namespace", "burst")
+        mark = last_seq(emulator)
+        watch = subprocess.Popen(
+            [h["kubectl"], "--kubeconfig", h["kubeconfig"], "get", "isa", "-n", "burst", "-w", "-o",
+             'jsonpath={.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\\n"}'],
+            stdout=subprocess.PIPE, text=True,
+        )
+        started = time.monotonic()
+        kubectl("apply", "-n", "burst", "-f", "-", stdin="".join(manifest(f"b-{i}") for i in range(n)))
+        ready_at: dict[str, float] = {}
+        for line in watch.stdout:
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == "True" and parts[0] not in ready_at:
+                ready_at[parts[0]] = time.monotonic() - started
+                if len(ready_at) == n:
+                    break
+        watch.kill()
+        burst_total = max(ready_at.values())
+        calls = calls_since(emulator, mark)
+        create_calls = [c for c in calls if c["service"] == "iam"]
+        create_writes = [c for c in create_calls if not c["operation"].startswith(READS)]
+        busy = proc_figures(operator.pid)
+
+        # No-op resync of all N: trigger, wait until each role was re-read.
+        mark = last_seq(emulator)
+        started = time.monotonic()
+        kubectl("annotate", "--overwrite", "isa", "--all", "-n", "burst", "bench/resync=1")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            calls = calls_since(emulator, mark)
+            if sum(1 for c in calls if c["operation"] == "ListRolePolicies") >= n:
+                break
+            time.sleep(0.2)
+        resync_seconds = time.monotonic() - started
+        time.sleep(1)
+        calls = [c for c in calls_since(emulator, mark) if c["service"] == "iam"]
+        resync_writes = [c for c in calls if not c["operation"].startswith(READS)]
+        after = proc_figures(operator.pid)
+
+        print(f"objects in burst:                 {n}")
+        print(f"apply -> Ready, single (5 runs):  median {statistics.median(single):.2f}s, max {max(single):.2f}s")
+        print(f"apply -> Ready, burst of {n}:      median {statistics.median(ready_at.values()):.2f}s, "
+              f"all Ready after {burst_total:.2f}s ({n / burst_total:.1f} objects/s)")
+        print(f"AWS calls per create:             {len(create_calls) / n:.1f} ({len(create_writes) / n:.1f} writes)")
+        print(f"AWS calls per no-op resync:       {len(calls) / n:.1f} ({len(resync_writes)} writes in total)")
+        print(f"no-op resync of all {n}:           {resync_seconds:.2f}s")
+        print(f"operator RSS idle / after burst / after resync: "
+              f"{idle['rss_mib']:.1f} / {busy['rss_mib']:.1f} / {after['rss_mib']:.1f} MiB (peak {after['peak_rss_mib']:.1f} MiB)")
+        print(f"operator CPU for all of the above: {after['cpu_seconds']:.2f}s")
+    finally:
+        operator.terminate()
+        operator.wait()
+        harness.stdin.close()
+        harness.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
