@@ -2,9 +2,11 @@
 //! SDK's shapes into the operator's own (`RoleState`, ...) and its errors into
 //! [`AwsError`], and do nothing else. Every call here is I/O.
 
+pub mod eks;
 pub mod error;
 pub mod iam;
 pub mod identity;
 
+pub use eks::Eks;
 pub use error::{AwsError, AwsErrorKind};
 pub use iam::Iam;

@@ -5,6 +5,7 @@
 //! Nothing here does I/O or is async; the `desire` and `plan` steps of a
 //! reconcile build on it and are tested without AWS or a cluster.
 
+pub mod association_plan;
 pub mod desire;
 pub mod document;
 pub mod naming;
