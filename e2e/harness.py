@@ -413,6 +413,12 @@ def start_apiserver(procs: Processes, bins: Path, run_dir: Path, etcd_url: str) 
     port = free_port()
     url = f"https://127.0.0.1:{port}"
     pki = run_dir / "pki"
+    # Every request's metadata, so tests can count what a client wrote
+    # (a resync in sync must write nothing).
+    audit_policy = run_dir / "audit-policy.yaml"
+    audit_policy.write_text(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n"
+    )
     procs.start(
         "kube-apiserver",
         [
@@ -438,6 +444,9 @@ def start_apiserver(procs: Processes, bins: Path, run_dir: Path, etcd_url: str) 
             "--disable-admission-plugins=ServiceAccount",
             # One apiserver and no Service network: nothing to reconcile.
             "--endpoint-reconciler-type=none",
+            f"--audit-policy-file={audit_policy}",
+            f"--audit-log-path={run_dir / 'logs' / 'audit.log'}",
+            "--audit-log-mode=blocking",
             "--v=1",
         ],
     )
@@ -513,6 +522,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             "kubeconfig": str(kubeconfig),
             "operatorKubeconfig": str(operator_kubeconfig),
             "kubectl": str(bins / "kubectl"),
+            "auditLog": str(run_dir / "logs" / "audit.log"),
             "apiserverUrl": api_url,
             "issuer": api_url,
             "emulatorUrl": emulator_url,

@@ -86,8 +86,23 @@ async fn example_creates_role_policies_and_service_account_then_resyncs_without_
     let example = std::fs::read_to_string(support::repo_dir().join("examples/irsa-basic.yaml"))
         .expect("example");
     let mark = h.emulator().mark();
+    let audit_start = h.audit_mark();
     h.apply(&ns, &example);
     h.wait_ready("isa/external-dns", &ns);
+    // The audit log sees the operator's writes (so its silence later means something).
+    let created = h.writes_since(audit_start, "iam-operator", &ns);
+    assert!(
+        created
+            .iter()
+            .any(|w| w == "patch iamserviceaccounts/external-dns status"),
+        "{created:?}"
+    );
+    assert!(
+        created
+            .iter()
+            .any(|w| w.starts_with("patch serviceaccounts/external-dns")),
+        "{created:?}"
+    );
 
     let status = status(h, &ns, "external-dns");
     let role = status["roleName"].as_str().expect("roleName").to_string();
@@ -181,39 +196,16 @@ async fn example_creates_role_policies_and_service_account_then_resyncs_without_
         .collect();
     assert_eq!(writes, ["CreateRole", "AttachRolePolicy", "PutRolePolicy"]);
 
-    // Resyncs in sync: zero AWS writes, zero Kubernetes writes. Each round
-    // starts only after the previous one read the role; a status or
-    // ServiceAccount write would move a resourceVersion between rounds.
+    // Resyncs in sync: zero AWS writes, zero Kubernetes writes. The
+    // controller runs one reconcile of an object at a time, so when round
+    // N+1 has read the role, round N has finished, writes and all.
     resync(h, &ns, "external-dns", &role, 1);
-    let sa_version = h.kubectl(&[
-        "get",
-        "sa",
-        "external-dns",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.metadata.resourceVersion}",
-    ]);
+    resync(h, &ns, "external-dns", &role, 2);
     let mark = h.emulator().mark();
-    let mut version = resync(h, &ns, "external-dns", &role, 2);
-    for round in 3..=4 {
-        let current = h.kubectl(&[
-            "get",
-            "isa",
-            "external-dns",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.metadata.resourceVersion}",
-        ]);
-        assert_eq!(
-            current,
-            version,
-            "the operator wrote the IamServiceAccount during resync round {}",
-            round - 1
-        );
-        version = resync(h, &ns, "external-dns", &role, round);
-    }
+    let audit = h.audit_mark();
+    resync(h, &ns, "external-dns", &role, 3);
+    resync(h, &ns, "external-dns", &role, 4);
+    resync(h, &ns, "external-dns", &role, 5);
     let calls = h.emulator().calls_since(mark);
     let role_calls: Vec<_> = calls
         .iter()
@@ -221,20 +213,12 @@ async fn example_creates_role_policies_and_service_account_then_resyncs_without_
         .collect();
     assert!(
         role_calls.iter().all(|c| !is_write(c)),
-        "writes on resync: {role_calls:?}"
+        "AWS writes on resync: {role_calls:?}"
     );
-    let sa_after = h.kubectl(&[
-        "get",
-        "sa",
-        "external-dns",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.metadata.resourceVersion}",
-    ]);
-    assert_eq!(
-        sa_after, sa_version,
-        "the ServiceAccount was written on a resync"
+    let kube_writes = h.writes_since(audit, "iam-operator", &ns);
+    assert!(
+        kube_writes.is_empty(),
+        "Kubernetes writes on resync: {kube_writes:?}"
     );
     println!(
         "figures: create writes=3, resync calls per round={}",
@@ -486,6 +470,68 @@ async fn a_deleted_service_account_is_recreated_and_a_missing_one_waited_for() {
         let sa = h.kubectl_json(&["get", "sa", "late", "-n", &ns]);
         (sa["metadata"]["annotations"][ROLE_ARN] == arn.as_str()).then_some(())
     });
+
+    // A ServiceAccount the operator creates: deleted, it comes back owned;
+    // repaired, it stays owned.
+    h.apply(
+        &ns,
+        "apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {name: made}\nspec: {serviceAccount: {create: true}}\n",
+    );
+    h.wait_ready("isa/made", &ns);
+    let uid = h.kubectl(&[
+        "get",
+        "isa",
+        "made",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    h.kubectl(&["delete", "sa", "made", "-n", &ns]);
+    eventually(
+        "the ServiceAccount re-created",
+        Duration::from_secs(30),
+        || {
+            let out = h.kubectl_output(
+                &[
+                    "get",
+                    "sa",
+                    "made",
+                    "-n",
+                    &ns,
+                    "-o",
+                    "jsonpath={.metadata.ownerReferences[0].uid}",
+                ],
+                None,
+            );
+            (String::from_utf8_lossy(&out.stdout) == uid).then_some(())
+        },
+    );
+    h.kubectl(&["annotate", "sa", "made", "-n", &ns, &format!("{ROLE_ARN}-")]);
+    eventually(
+        "annotation repaired, owner kept",
+        Duration::from_secs(30),
+        || {
+            let sa = h.kubectl_json(&["get", "sa", "made", "-n", &ns]);
+            (sa["metadata"]["annotations"].get(ROLE_ARN).is_some()
+                && sa["metadata"]["ownerReferences"][0]["uid"] == uid.as_str())
+            .then_some(())
+        },
+    );
+    h.kubectl(&[
+        "delete",
+        "isa",
+        "made",
+        "-n",
+        &ns,
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    assert!(
+        !h.kubectl_output(&["get", "sa", "made", "-n", &ns], None)
+            .status
+            .success()
+    );
 }
 
 #[tokio::test]

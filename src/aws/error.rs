@@ -66,10 +66,16 @@ impl AwsError {
     /// Whether retrying the same call later may succeed without anyone
     /// changing anything.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self.kind,
-            AwsErrorKind::Throttled | AwsErrorKind::Unavailable | AwsErrorKind::Conflict
-        )
+        match self.kind {
+            AwsErrorKind::Throttled | AwsErrorKind::Unavailable | AwsErrorKind::Conflict => true,
+            // The role vanished between reading and writing: look again soon.
+            // A missing policy, though, is the spec's to fix.
+            AwsErrorKind::NotFound => !matches!(
+                self.operation,
+                "AttachRolePolicy" | "PutRolePermissionsBoundary"
+            ),
+            _ => false,
+        }
     }
 }
 
@@ -145,5 +151,14 @@ mod tests {
         assert!(!error(AwsErrorKind::AccessDenied).is_transient());
         assert!(!error(AwsErrorKind::Invalid).is_transient());
         assert!(!error(AwsErrorKind::Limit).is_transient());
+        assert!(
+            error(AwsErrorKind::NotFound).is_transient(),
+            "role gone mid-reconcile"
+        );
+        let missing_policy = AwsError {
+            operation: "AttachRolePolicy",
+            ..error(AwsErrorKind::NotFound)
+        };
+        assert!(!missing_policy.is_transient());
     }
 }

@@ -136,6 +136,11 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Aws(e) => e.is_transient(),
+            // The API server refusing a request (403, 422, ...) will refuse
+            // it again; conflicts, throttling and 5xx pass.
+            Error::Kube(kube::Error::Api(status)) => {
+                !(400..500).contains(&status.code) || [409, 429].contains(&status.code)
+            }
             Error::Kube(_) | Error::Finalizer(_) => true,
             _ => false,
         }

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::role::{remove_role, sync_role};
 use super::service_account::{Annotated, ensure_annotated, release, wanted_annotations};
 use super::status::{apply_status, ready_changed};
-use super::{Context, Error, FINALIZER, events};
+use super::{Context, Error, FIELD_MANAGER, FINALIZER, events};
 use crate::api::conditions::{READY, find, ready_condition, reason};
 use crate::api::{IamServiceAccount, IamServiceAccountStatus};
 use crate::policy::desire::{InvalidSpec, desired_role, desired_role_name};
@@ -83,7 +83,7 @@ fn backoff_key(isa: &IamServiceAccount) -> String {
 async fn reconcile(isa: Arc<IamServiceAccount>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = isa.namespace().unwrap_or_default();
     // Several watched namespaces are served by one cluster-wide watch.
-    if !ctx.settings.watches(&namespace) {
+    if !ctx.settings.watches(&namespace) && isa.meta().deletion_timestamp.is_none() {
         return Ok(Action::await_change());
     }
     let api: Api<IamServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -167,7 +167,6 @@ async fn sync(
         &audience,
     );
     let desired = desired_role(&isa.spec.role, &isa.spec.policies, trust, &owner, settings)?;
-    learned.role_name = Some(desired.name.clone());
 
     if let Some(winner) = older_claim(isa, ctx) {
         return Err(Error::ServiceAccountConflict {
@@ -197,13 +196,16 @@ async fn sync(
     }
 
     let role = sync_role(ctx, &object, &desired, &owner).await?;
-    learned.role_arn = Some(role.arn.clone());
-
-    // A renamed role: the new one is in place, the old one goes.
-    if let Some(previous) = isa.status.as_ref().and_then(|s| s.role_name.as_deref())
-        && previous != desired.name
-    {
-        remove_role(ctx, &object, previous, &owner).await?;
+    // A rename: status keeps naming the old role until it is gone, so that
+    // neither a failure half-way nor a deletion can leak it.
+    let renamed_from = isa
+        .status
+        .as_ref()
+        .and_then(|s| s.role_name.clone())
+        .filter(|previous| *previous != desired.name);
+    if renamed_from.is_none() {
+        learned.role_name = Some(desired.name.clone());
+        learned.role_arn = Some(role.arn.clone());
     }
 
     let sa_api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -219,7 +221,7 @@ async fn sync(
         .create
         .then(|| isa.controller_owner_ref(&()))
         .flatten();
-    match ensure_annotated(&sa_api, &sa_name, &wanted, create).await {
+    match ensure_annotated(&sa_api, &sa_name, &wanted, &annotation_manager(isa), create).await {
         Ok(Annotated::Done { wrote }) => {
             if wrote {
                 events::changed(
@@ -257,10 +259,22 @@ async fn sync(
         }
         Err(e) => return Err(e),
     }
+    // Pods now point at the new role; only then does the old one go.
+    if let Some(previous) = renamed_from {
+        remove_role(ctx, &object, &previous, &owner).await?;
+        learned.role_name = Some(desired.name.clone());
+        learned.role_arn = Some(role.arn.clone());
+    }
     Ok(format!(
         "role {} bound to ServiceAccount {sa_name}",
         role.arn
     ))
+}
+
+/// The field manager of one object's ServiceAccount annotations: per object,
+/// so that releasing one claim never takes away another's fields.
+fn annotation_manager(isa: &IamServiceAccount) -> String {
+    format!("{FIELD_MANAGER}/{}", isa.uid().unwrap_or_default())
 }
 
 /// Why a role someone else put on the ServiceAccount will not work for it,
@@ -272,9 +286,16 @@ async fn foreign_role_detail(
     sa: &str,
     audience: &str,
 ) -> String {
-    let Some(role_name) = role_arn.rsplit('/').next() else {
-        return String::new();
+    let Ok(arn) = crate::policy::validate::parse_role_arn("", role_arn) else {
+        return "(that is not a valid role ARN)".into();
     };
+    if arn.account != ctx.settings.account_id {
+        return format!(
+            "(that role is in account {}, not this cluster's account)",
+            arn.account
+        );
+    }
+    let role_name = arn.name.as_str();
     let provider = oidc_provider_arn(
         &ctx.settings.partition,
         &ctx.settings.account_id,
@@ -393,6 +414,12 @@ async fn cleanup(isa: &IamServiceAccount, ctx: &Context) -> Result<Action, Error
         }
     }
     let sa_api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-    release(&sa_api, &isa.service_account_name(), isa.uid().as_deref()).await?;
+    release(
+        &sa_api,
+        &isa.service_account_name(),
+        &annotation_manager(isa),
+        isa.uid().as_deref(),
+    )
+    .await?;
     Ok(Action::await_change())
 }

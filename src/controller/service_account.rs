@@ -10,7 +10,9 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::{Error, FIELD_MANAGER};
+use super::Error;
+#[cfg(test)]
+use super::FIELD_MANAGER;
 
 pub const ROLE_ARN: &str = "eks.amazonaws.com/role-arn";
 pub const AUDIENCE: &str = "eks.amazonaws.com/audience";
@@ -40,11 +42,14 @@ pub fn wanted_annotations(
     WantedAnnotations(annotations)
 }
 
-/// Annotation keys our field manager owns, read from `managedFields`.
-pub fn owned_annotation_keys(managed_fields: &[ManagedFieldsEntry]) -> BTreeSet<String> {
+/// Annotation keys `manager` owns, read from `managedFields`.
+pub fn owned_annotation_keys(
+    managed_fields: &[ManagedFieldsEntry],
+    manager: &str,
+) -> BTreeSet<String> {
     managed_fields
         .iter()
-        .filter(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER))
+        .filter(|entry| entry.manager.as_deref() == Some(manager))
         .filter_map(|entry| entry.fields_v1.as_ref())
         .filter_map(|fields| {
             fields
@@ -67,9 +72,16 @@ pub enum AnnotationPlan {
     ForeignRoleArn(String),
 }
 
-pub fn plan_annotations(sa: &ServiceAccount, wanted: &WantedAnnotations) -> AnnotationPlan {
+pub fn plan_annotations(
+    sa: &ServiceAccount,
+    wanted: &WantedAnnotations,
+    manager: &str,
+) -> AnnotationPlan {
     let current = sa.annotations();
-    let owned = owned_annotation_keys(sa.metadata.managed_fields.as_deref().unwrap_or_default());
+    let owned = owned_annotation_keys(
+        sa.metadata.managed_fields.as_deref().unwrap_or_default(),
+        manager,
+    );
     if let Some(found) = current.get(ROLE_ARN)
         && Some(found) != wanted.0.get(ROLE_ARN)
         && !owned.contains(ROLE_ARN)
@@ -93,27 +105,28 @@ pub enum Annotated {
 }
 
 /// Annotates the ServiceAccount (creating it, owned by `owner`, when
-/// `create` is set and it is missing).
+/// `create` is set and it is missing), under the field manager `manager`.
 pub async fn ensure_annotated(
     api: &Api<ServiceAccount>,
     name: &str,
     wanted: &WantedAnnotations,
+    manager: &str,
     create: Option<OwnerReference>,
 ) -> Result<Annotated, Error> {
     let existing = api.get_opt(name).await?;
-    match (&existing, create) {
-        (None, None) => return Ok(Annotated::Missing),
-        (None, Some(owner)) => {
-            let sa = json!({
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": {"name": name, "annotations": wanted.0, "ownerReferences": [owner]},
-            });
-            api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&sa))
-                .await?;
-            return Ok(Annotated::Done { wrote: true });
+    // A ServiceAccount we created keeps its owner reference in every apply:
+    // left out, server-side apply would remove it.
+    let owner_references: Vec<OwnerReference> = match (&existing, &create) {
+        (None, Some(owner)) => vec![owner.clone()],
+        (Some(sa), Some(owner)) if sa.owner_references().iter().any(|o| o.uid == owner.uid) => {
+            vec![owner.clone()]
         }
-        (Some(sa), _) => match plan_annotations(sa, wanted) {
+        _ => Vec::new(),
+    };
+    match &existing {
+        None if create.is_none() => return Ok(Annotated::Missing),
+        None => {}
+        Some(sa) => match plan_annotations(sa, wanted, manager) {
             AnnotationPlan::InPlace => return Ok(Annotated::Done { wrote: false }),
             AnnotationPlan::ForeignRoleArn(found) => {
                 return Err(Error::ServiceAccountAnnotationMismatch {
@@ -126,19 +139,15 @@ pub async fn ensure_annotated(
             AnnotationPlan::Apply => {}
         },
     }
+    let mut metadata = json!({"name": name, "annotations": wanted.0});
+    if !owner_references.is_empty() {
+        metadata["ownerReferences"] = json!(owner_references);
+    }
+    let patch = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata});
     // Not forced: if another manager owns one of these fields with another
     // value, the apiserver refuses (409) rather than us taking it over.
-    let patch = json!({
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": name, "annotations": wanted.0},
-    });
     match api
-        .patch(
-            name,
-            &PatchParams::apply(FIELD_MANAGER),
-            &Patch::Apply(&patch),
-        )
+        .patch(name, &PatchParams::apply(manager), &Patch::Apply(&patch))
         .await
     {
         Ok(_) => Ok(Annotated::Done { wrote: true }),
@@ -161,10 +170,11 @@ pub async fn ensure_annotated(
 }
 
 /// Undoes what the operator did to the ServiceAccount: deletes it when
-/// `owner_uid` created it, otherwise gives our annotations back.
+/// `owner_uid` created it, otherwise gives `manager`'s annotations back.
 pub async fn release(
     api: &Api<ServiceAccount>,
     name: &str,
+    manager: &str,
     owner_uid: Option<&str>,
 ) -> Result<(), Error> {
     let Some(sa) = api.get_opt(name).await? else {
@@ -179,17 +189,18 @@ pub async fn release(
             Err(e) => return Err(e.into()),
         }
     }
-    if owned_annotation_keys(sa.metadata.managed_fields.as_deref().unwrap_or_default()).is_empty() {
+    if owned_annotation_keys(
+        sa.metadata.managed_fields.as_deref().unwrap_or_default(),
+        manager,
+    )
+    .is_empty()
+    {
         return Ok(());
     }
     // Applying an object without the fields we owned removes exactly those.
     let patch = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}});
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    api.patch(name, &PatchParams::apply(manager), &Patch::Apply(&patch))
+        .await?;
     Ok(())
 }
 
@@ -259,6 +270,7 @@ mod tests {
                 .managed_fields
                 .as_deref()
                 .unwrap_or_default(),
+            FIELD_MANAGER,
         );
         assert_eq!(
             owned,
@@ -297,7 +309,7 @@ mod tests {
         ];
         for (account, expected) in cases {
             assert_eq!(
-                plan_annotations(&account, &wanted),
+                plan_annotations(&account, &wanted, FIELD_MANAGER),
                 expected,
                 "{:?}",
                 account.metadata.annotations

@@ -168,15 +168,8 @@ pub fn plan_role(
         (Some(_), None) => actions.push(RoleAction::DeletePermissionsBoundary),
         _ => {}
     }
-    let to_tag: BTreeMap<String, String> = desired
-        .tags
-        .iter()
-        .filter(|(k, v)| observed.tags.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if !to_tag.is_empty() {
-        actions.push(RoleAction::TagRole(to_tag));
-    }
+    // Untag first: a swap of keys never takes the role over IAM's 50 tags,
+    // and a key that only changes case is not removed after being written.
     let to_untag: Vec<String> = observed
         .tags
         .keys()
@@ -185,6 +178,15 @@ pub fn plan_role(
         .collect();
     if !to_untag.is_empty() {
         actions.push(RoleAction::UntagRole(to_untag));
+    }
+    let to_tag: BTreeMap<String, String> = desired
+        .tags
+        .iter()
+        .filter(|(k, v)| observed.tags.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !to_tag.is_empty() {
+        actions.push(RoleAction::TagRole(to_tag));
     }
     // Attach before detach and put before delete: the role never has fewer
     // permissions mid-way than both the old and the new spec grant.
@@ -466,8 +468,8 @@ mod tests {
         assert_eq!(
             plan,
             [
-                RoleAction::TagRole(BTreeMap::from([("team".to_string(), "web".to_string())])),
                 RoleAction::UntagRole(vec!["old".into()]),
+                RoleAction::TagRole(BTreeMap::from([("team".to_string(), "web".to_string())])),
             ]
         );
     }

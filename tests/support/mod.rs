@@ -27,6 +27,8 @@ pub struct Harness {
     pub kubeconfig: PathBuf,
     pub operator_kubeconfig: PathBuf,
     pub kubectl: PathBuf,
+    /// The apiserver's audit log (one JSON event per request).
+    pub audit_log: PathBuf,
     pub apiserver_url: String,
     pub issuer: String,
     pub emulator_url: String,
@@ -262,5 +264,40 @@ impl Harness {
 
     pub fn wait_ready(&self, resource: &str, namespace: &str) {
         self.wait_for_reason(resource, namespace, "Synced");
+    }
+}
+
+impl Harness {
+    /// Where the audit log ends now; pass to `writes_since`.
+    pub fn audit_mark(&self) -> usize {
+        std::fs::read_to_string(&self.audit_log).map_or(0, |t| t.len())
+    }
+
+    /// Write requests (`verb objectRef`) `user` made in `namespace` since
+    /// `mark`, from the apiserver's own audit log.
+    pub fn writes_since(&self, mark: usize, user: &str, namespace: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.audit_log).expect("read audit log");
+        text[mark..]
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|event| {
+                event["user"]["username"] == user && event["objectRef"]["namespace"] == namespace
+            })
+            .filter(|event| {
+                ["create", "update", "patch", "delete"]
+                    .contains(&event["verb"].as_str().unwrap_or_default())
+            })
+            .map(|event| {
+                format!(
+                    "{} {}/{} {}",
+                    event["verb"].as_str().unwrap_or_default(),
+                    event["objectRef"]["resource"].as_str().unwrap_or_default(),
+                    event["objectRef"]["name"].as_str().unwrap_or_default(),
+                    event["objectRef"]["subresource"]
+                        .as_str()
+                        .unwrap_or_default()
+                )
+            })
+            .collect()
     }
 }
