@@ -16,19 +16,7 @@ use support::harness;
 fn crd_and_custom_resource_round_trip_through_kubectl() {
     let Some(h) = harness() else { return };
     let ns = h.fresh_namespace("smoke-crd");
-    let crds = support::repo_dir().join("crds");
-    h.kubectl(&[
-        "apply",
-        "--server-side",
-        "-f",
-        crds.to_str().expect("utf-8 path"),
-    ]);
-    h.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/iamserviceaccounts.iam-operator.io",
-    ]);
+    support::operator::install(h);
     let manifest = format!(
         "apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {{name: smoke, namespace: {ns}}}\nspec:\n  role: {{description: smoke test}}\n"
     );

@@ -27,6 +27,21 @@ fn status(h: &Harness, ns: &str, name: &str) -> serde_json::Value {
     h.kubectl_json(&["get", "isa", name, "-n", ns])["status"].clone()
 }
 
+/// One string field of an IamServiceAccount's status ("" when unset).
+fn status_field(h: &Harness, ns: &str, name: &str, field: &str) -> String {
+    status(h, ns, name)[field]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn ready_message(h: &Harness, ns: &str, name: &str) -> String {
+    status(h, ns, name)["conditions"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 async fn role_exists(iam: &aws_sdk_iam::Client, name: &str) -> bool {
     match iam.get_role().role_name(name).send().await {
         Ok(_) => true,
@@ -241,10 +256,7 @@ async fn spec_changes_make_exactly_the_needed_calls_and_delete_removes_everythin
         &manifest("first", &["arn:aws:iam::aws:policy/ReadOnlyAccess"]),
     );
     h.wait_ready("isa/app", &ns);
-    let role = status(h, &ns, "app")["roleName"]
-        .as_str()
-        .expect("role")
-        .to_string();
+    let role = status_field(h, &ns, "app", "roleName");
 
     let mark = h.emulator().mark();
     h.apply(
@@ -316,10 +328,7 @@ async fn retain_keeps_the_role_and_created_service_account_goes() {
         "apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {name: kept}\nspec:\n  deletionPolicy: Retain\n  serviceAccount: {create: true}\n",
     );
     h.wait_ready("isa/kept", &ns);
-    let role = status(h, &ns, "kept")["roleName"]
-        .as_str()
-        .expect("role")
-        .to_string();
+    let role = status_field(h, &ns, "kept", "roleName");
     h.kubectl(&[
         "delete",
         "isa",
@@ -356,10 +365,7 @@ async fn a_foreign_role_at_our_name_is_reported_and_never_written() {
         &format!("apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {{name: app}}\nspec:\n  role: {{name: {name}}}\n  policies: {{managed: [arn:aws:iam::aws:policy/AdministratorAccess]}}\n"),
     );
     h.wait_for_reason("isa/app", &ns, "RoleNotOwned");
-    let message = status(h, &ns, "app")["conditions"][0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let message = ready_message(h, &ns, "app");
     assert!(message.contains("not created by iam-operator"), "{message}");
     let writes: Vec<_> = h
         .emulator()
@@ -397,15 +403,21 @@ async fn second_claim_on_a_service_account_is_a_conflict() {
         "apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {name: second}\nspec: {serviceAccount: {name: shared}}\n",
     );
     h.wait_for_reason("isa/second", &ns, "ServiceAccountConflict");
-    let message = status(h, &ns, "second")["conditions"][0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let message = ready_message(h, &ns, "second");
     assert!(message.contains("first"), "{message}");
-    let first_arn = status(h, &ns, "first")["roleArn"]
-        .as_str()
-        .expect("arn")
-        .to_string();
+    let first_arn = status_field(h, &ns, "first", "roleArn");
+    let sa = h.kubectl_json(&["get", "sa", "shared", "-n", &ns]);
+    assert_eq!(sa["metadata"]["annotations"][ROLE_ARN], first_arn.as_str());
+    // The loser goes away without taking the winner's annotation with it.
+    h.kubectl(&[
+        "delete",
+        "isa",
+        "second",
+        "-n",
+        &ns,
+        "--wait=true",
+        "--timeout=60s",
+    ]);
     let sa = h.kubectl_json(&["get", "sa", "shared", "-n", &ns]);
     assert_eq!(sa["metadata"]["annotations"][ROLE_ARN], first_arn.as_str());
 }
@@ -425,10 +437,7 @@ async fn someone_elses_role_annotation_is_reported_then_recovered() {
     ]);
     h.apply(&ns, "apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {name: app}\nspec: {}\n");
     h.wait_for_reason("isa/app", &ns, "ServiceAccountAnnotationMismatch");
-    let message = status(h, &ns, "app")["conditions"][0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let message = ready_message(h, &ns, "app");
     assert!(
         message.contains("Not authorized to perform sts:AssumeRoleWithWebIdentity"),
         "{message}"
@@ -436,10 +445,7 @@ async fn someone_elses_role_annotation_is_reported_then_recovered() {
     assert!(message.contains("hand-made"), "{message}");
     h.kubectl(&["annotate", "sa", "app", "-n", &ns, &format!("{ROLE_ARN}-")]);
     h.wait_ready("isa/app", &ns);
-    let arn = status(h, &ns, "app")["roleArn"]
-        .as_str()
-        .expect("arn")
-        .to_string();
+    let arn = status_field(h, &ns, "app", "roleArn");
     let sa = h.kubectl_json(&["get", "sa", "app", "-n", &ns]);
     assert_eq!(sa["metadata"]["annotations"][ROLE_ARN], arn.as_str());
 }
@@ -452,10 +458,7 @@ async fn a_deleted_service_account_is_recreated_and_a_missing_one_waited_for() {
     h.wait_for_reason("isa/late", &ns, "ServiceAccountNotFound");
     h.kubectl(&["create", "serviceaccount", "late", "-n", &ns]);
     h.wait_ready("isa/late", &ns);
-    let arn = status(h, &ns, "late")["roleArn"]
-        .as_str()
-        .expect("arn")
-        .to_string();
+    let arn = status_field(h, &ns, "late", "roleArn");
     eventually(
         "annotation on the new ServiceAccount",
         Duration::from_secs(30),
@@ -563,10 +566,7 @@ async fn bad_input_is_refused_before_any_aws_write() {
             &format!("apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {{name: {name}}}\nspec: {{{spec}}}\n"),
         );
         h.wait_for_reason(&format!("isa/{name}"), &ns, "InvalidSpec");
-        let message = status(h, &ns, name)["conditions"][0]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let message = ready_message(h, &ns, name);
         assert!(message.contains(field), "{name}: {message}");
     }
     let writes: Vec<_> = h

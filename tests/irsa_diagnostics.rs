@@ -30,16 +30,7 @@ async fn missing_provider_then_wrong_audience_then_ready() {
 
     // The classic typo: sts.amazon.com for sts.amazonaws.com.
     let iam = aws_sdk_iam::Client::new(&h.aws_config().await);
-    let provider = iam
-        .create_open_id_connect_provider()
-        .url(&h.issuer)
-        .client_id_list("sts.amazon.com")
-        .thumbprint_list("0".repeat(40))
-        .send()
-        .await
-        .expect("CreateOpenIDConnectProvider")
-        .open_id_connect_provider_arn
-        .expect("provider ARN");
+    let provider = create_provider(&iam, &h.issuer, &["sts.amazon.com"]).await;
     h.wait_for_reason("isa/app", &ns, "AudienceNotAllowed");
     let message = ready_message(h, &ns);
     assert!(message.contains("Incorrect token audience"), "{message}");
@@ -64,20 +55,22 @@ async fn missing_provider_then_wrong_audience_then_ready() {
         .send()
         .await
         .expect("DeleteOpenIDConnectProvider");
-    let provider = iam
-        .create_open_id_connect_provider()
-        .url(&h.issuer)
-        .client_id_list("sts.amazon.com")
-        .client_id_list("sts.amazonaws.com")
+    let provider = create_provider(&iam, &h.issuer, &["sts.amazon.com", "sts.amazonaws.com"]).await;
+    h.wait_ready("isa/app", &ns);
+    let status = h.kubectl_json(&["get", "isa", "app", "-n", &ns])["status"].clone();
+    assert_eq!(status["oidcProviderArn"].as_str(), Some(provider.as_str()));
+}
+
+async fn create_provider(iam: &aws_sdk_iam::Client, issuer: &str, client_ids: &[&str]) -> String {
+    iam.create_open_id_connect_provider()
+        .url(issuer)
+        .set_client_id_list(Some(client_ids.iter().map(|c| c.to_string()).collect()))
         .thumbprint_list("0".repeat(40))
         .send()
         .await
         .expect("CreateOpenIDConnectProvider")
         .open_id_connect_provider_arn
-        .expect("provider ARN");
-    h.wait_ready("isa/app", &ns);
-    let status = h.kubectl_json(&["get", "isa", "app", "-n", &ns])["status"].clone();
-    assert_eq!(status["oidcProviderArn"].as_str(), Some(provider.as_str()));
+        .expect("provider ARN")
 }
 
 fn ready_message(h: &support::Harness, ns: &str) -> String {
