@@ -14,16 +14,15 @@ use iam_operator::policy::association_plan::{
     plan_association_removal,
 };
 use iam_operator::policy::ownership::{Owner, Ownership};
+use iam_operator::policy::pod_identity_trust_policy;
 use support::harness;
-
-const POD_IDENTITY_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
 
 /// A role EKS will accept in an association; returns its ARN.
 async fn create_role(config: &aws_config::SdkConfig, name: &str) -> String {
     aws_sdk_iam::Client::new(config)
         .create_role()
         .role_name(name)
-        .assume_role_policy_document(POD_IDENTITY_TRUST)
+        .assume_role_policy_document(pod_identity_trust_policy().to_json())
         .send()
         .await
         .expect("CreateRole")

@@ -6,6 +6,7 @@ mod support;
 
 use aws_sdk_eks::error::ProvideErrorMetadata;
 use base64::Engine;
+use iam_operator::policy::pod_identity_trust_policy;
 use serde_json::json;
 use support::harness;
 
@@ -102,12 +103,12 @@ async fn eks_cluster_is_seeded_with_the_apiserver_issuer() {
 async fn iam_role_created_and_read_back_with_managed_policies_loaded() {
     let Some(h) = harness() else { return };
     let iam = aws_sdk_iam::Client::new(&h.aws_config().await);
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+    let trust = pod_identity_trust_policy().to_json();
     let created = iam
         .create_role()
         .role_name("smoke-role")
         .path("/smoke/")
-        .assume_role_policy_document(trust)
+        .assume_role_policy_document(&trust)
         .tags(
             aws_sdk_iam::types::Tag::builder()
                 .key("team")
@@ -159,10 +160,10 @@ async fn iam_role_created_and_read_back_with_managed_policies_loaded() {
 }
 
 async fn role_for_pod_identity(iam: &aws_sdk_iam::Client, name: &str) -> String {
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+    let trust = pod_identity_trust_policy().to_json();
     iam.create_role()
         .role_name(name)
-        .assume_role_policy_document(trust)
+        .assume_role_policy_document(&trust)
         .send()
         .await
         .expect("CreateRole")

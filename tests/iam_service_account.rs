@@ -42,6 +42,16 @@ fn ready_message(h: &Harness, ns: &str, name: &str) -> String {
         .to_string()
 }
 
+async fn get_role(iam: &aws_sdk_iam::Client, name: &str) -> aws_sdk_iam::types::Role {
+    iam.get_role()
+        .role_name(name)
+        .send()
+        .await
+        .expect("GetRole")
+        .role
+        .expect("role")
+}
+
 async fn role_exists(iam: &aws_sdk_iam::Client, name: &str) -> bool {
     match iam.get_role().role_name(name).send().await {
         Ok(_) => true,
@@ -133,14 +143,7 @@ async fn example_creates_role_policies_and_service_account_then_resyncs_without_
 
     // The role as IAM has it: trust for exactly this ServiceAccount.
     let iam = iam(h).await;
-    let got = iam
-        .get_role()
-        .role_name(&role)
-        .send()
-        .await
-        .expect("GetRole")
-        .role
-        .expect("role");
+    let got = get_role(&iam, &role).await;
     let trust = PolicyDocument::parse(got.assume_role_policy_document().expect("trust"))
         .expect("valid trust");
     let issuer = h.issuer.trim_start_matches("https://");
@@ -286,14 +289,7 @@ async fn spec_changes_make_exactly_the_needed_calls_and_delete_removes_everythin
         attached(&iam, &role).await,
         BTreeSet::from(["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess".to_string()])
     );
-    let got = iam
-        .get_role()
-        .role_name(&role)
-        .send()
-        .await
-        .expect("GetRole")
-        .role
-        .expect("role");
+    let got = get_role(&iam, &role).await;
     assert_eq!(got.description(), Some("second"));
 
     // The user's ServiceAccount keeps everything but our annotation.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_eks::Client;
 use aws_sdk_eks::types::PodIdentityAssociation;
 
-use super::error::AwsError;
+use super::error::{AwsError, absent_as_none};
 use crate::policy::association_plan::{AssociationAction, ObservedAssociation};
 
 #[derive(Clone)]
@@ -66,11 +66,9 @@ impl Eks {
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("DescribePodIdentityAssociation", e));
-            match described {
-                Ok(output) => found.extend(output.association.as_ref().map(to_observed)),
-                // Deleted between the list and now: it is not there.
-                Err(err) if err.is_not_found() => {}
-                Err(err) => return Err(err),
+            // Deleted between the list and now: it is not there.
+            if let Some(output) = absent_as_none(described)? {
+                found.extend(output.association.as_ref().map(to_observed));
             }
         }
         Ok(found)
@@ -136,13 +134,10 @@ impl Eks {
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk(op, e));
-                match deleted {
-                    // Already gone is done: cleanup must converge even when
-                    // an earlier attempt got half-way.
-                    Err(err) if err.is_not_found() => Ok(None),
-                    Err(err) => Err(err),
-                    Ok(_) => Ok(None),
-                }
+                // Already gone is done: cleanup must converge even when an
+                // earlier attempt got half-way.
+                absent_as_none(deleted)?;
+                Ok(None)
             }
         }
     }
@@ -150,17 +145,14 @@ impl Eks {
     /// Whether `cluster` exists in the configured account and region
     /// (`DescribeCluster`), so a wrong name or region is reported as such.
     pub async fn describe_cluster_exists(&self, cluster: &str) -> Result<bool, AwsError> {
-        match self.client.describe_cluster().name(cluster).send().await {
-            Ok(_) => Ok(true),
-            Err(err) => {
-                let err = AwsError::from_sdk("DescribeCluster", err);
-                if err.is_not_found() {
-                    Ok(false)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        let described = self
+            .client
+            .describe_cluster()
+            .name(cluster)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeCluster", e));
+        Ok(absent_as_none(described)?.is_some())
     }
 }
 

@@ -79,6 +79,16 @@ impl AwsError {
     }
 }
 
+/// A result whose "does not exist" error means absence: `Ok(None)`.
+/// Readers use it to observe, cleanup to treat already-gone as done.
+pub fn absent_as_none<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if err.is_not_found() => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
 /// Classifies by AWS error code. Codes are stable API; HTTP statuses differ
 /// between IAM and its emulators.
 pub fn classify(code: &str) -> AwsErrorKind {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_iam::Client;
 use aws_sdk_iam::types::Tag;
 
-use super::error::AwsError;
+use super::error::{AwsError, absent_as_none};
 use crate::policy::PolicyDocument;
 use crate::policy::role_plan::{RoleAction, RoleState};
 
@@ -44,18 +44,17 @@ impl Iam {
     /// reads: `GetRole`, `ListAttachedRolePolicies`, `ListRolePolicies` and a
     /// `GetRolePolicy` per inline policy.
     pub async fn observe_role(&self, name: &str) -> Result<Option<ObservedRole>, AwsError> {
-        let role = match self.client.get_role().role_name(name).send().await {
-            Ok(output) => output.role,
-            Err(err) => {
-                let err = AwsError::from_sdk("GetRole", err);
-                return if err.is_not_found() {
-                    Ok(None)
-                } else {
-                    Err(err)
-                };
-            }
+        let output = absent_as_none(
+            self.client
+                .get_role()
+                .role_name(name)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("GetRole", e)),
+        )?;
+        let Some(role) = output.and_then(|o| o.role) else {
+            return Ok(None);
         };
-        let Some(role) = role else { return Ok(None) };
         let trust_policy =
             PolicyDocument::parse(role.assume_role_policy_document().unwrap_or("{}"))
                 .map_err(|e| unreadable("GetRole", "trust policy", e))?;
@@ -277,52 +276,38 @@ impl Iam {
         &self,
         provider_arn: &str,
     ) -> Result<Option<Vec<String>>, AwsError> {
-        match self
-            .client
-            .get_open_id_connect_provider()
-            .open_id_connect_provider_arn(provider_arn)
-            .send()
-            .await
-        {
-            Ok(output) => Ok(Some(output.client_id_list().to_vec())),
-            Err(err) => {
-                let err = AwsError::from_sdk("GetOpenIDConnectProvider", err);
-                if err.is_not_found() {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        let output = absent_as_none(
+            self.client
+                .get_open_id_connect_provider()
+                .open_id_connect_provider_arn(provider_arn)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("GetOpenIDConnectProvider", e)),
+        )?;
+        Ok(output.map(|o| o.client_id_list().to_vec()))
     }
 
     /// The trust policy of any role, ours or not (read only).
     pub async fn trust_policy(&self, role_name: &str) -> Result<Option<PolicyDocument>, AwsError> {
-        match self.client.get_role().role_name(role_name).send().await {
-            Ok(output) => Ok(output
-                .role
-                .and_then(|r| r.assume_role_policy_document)
-                .and_then(|d| PolicyDocument::parse(&d).ok())),
-            Err(err) => {
-                let err = AwsError::from_sdk("GetRole", err);
-                if err.is_not_found() {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        let output = absent_as_none(
+            self.client
+                .get_role()
+                .role_name(role_name)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("GetRole", e)),
+        )?;
+        Ok(output
+            .and_then(|o| o.role)
+            .and_then(|r| r.assume_role_policy_document)
+            .and_then(|d| PolicyDocument::parse(&d).ok()))
     }
 }
 
 /// Deleting what is already gone is success: cleanup must converge even when
 /// a previous attempt got half-way.
 fn ignore_not_found(result: Result<impl Sized, AwsError>) -> Result<(), AwsError> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(err) if err.is_not_found() => Ok(()),
-        Err(err) => Err(err),
-    }
+    absent_as_none(result).map(|_| ())
 }
 
 fn to_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {

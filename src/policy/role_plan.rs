@@ -261,12 +261,6 @@ pub fn plan_role_removal(observed: &RoleState) -> Vec<RoleAction> {
     actions
 }
 
-/// Whether a plan writes anything (every action does; kept for readability
-/// at call sites that report "in sync").
-pub fn is_noop(actions: &[RoleAction]) -> bool {
-    actions.is_empty()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,7 +325,7 @@ mod tests {
     #[test]
     fn role_in_sync_plans_nothing() {
         let plan = plan_role(&desired(), Some(&desired()), &owner()).expect("plan");
-        assert!(is_noop(&plan), "{plan:?}");
+        assert!(plan.is_empty(), "{plan:?}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! chart's RBAC (config/rbac.yaml) is bound to.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -61,9 +62,10 @@ pub fn install(h: &Harness) {
 }
 
 pub fn start(h: &Harness, extra_args: &[&str]) -> Child {
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
     let log_path = h.dir.join("logs").join(format!(
         "operator-{}.log",
-        Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id())
+        STARTED.fetch_add(1, Ordering::Relaxed)
     ));
     let log = std::fs::File::create(&log_path).expect("operator log file");
     eprintln!("operator log: {}", log_path.display());
