@@ -11,10 +11,10 @@ use kube::Api;
 use kube::api::ListParams;
 use tracing_subscriber::EnvFilter;
 
-use iam_operator::api::IamServiceAccount;
-use iam_operator::aws::{Iam, identity};
+use iam_operator::api::{IamServiceAccount, PodIdentityBinding};
+use iam_operator::aws::{Eks, Iam, identity};
 use iam_operator::config::{Args, Settings, partition_for_region};
-use iam_operator::controller::{Context, iam_service_account};
+use iam_operator::controller::{Context, lifecycle};
 use iam_operator::health::{self, Readiness};
 
 #[tokio::main]
@@ -72,6 +72,7 @@ async fn run(args: Args) -> Result<(), String> {
         issuer,
         account_id,
         partition: partition_for_region(&region).to_string(),
+        region: region.clone(),
         role_name_prefix: args.role_name_prefix.clone(),
         forced_role_path: args.role_path.clone(),
         forced_permissions_boundary: args.permissions_boundary.clone(),
@@ -83,29 +84,46 @@ async fn run(args: Args) -> Result<(), String> {
     let client = kube::Client::try_default()
         .await
         .map_err(|e| format!("Kubernetes client: {e}"))?;
-    let (isa_api, sa_api) = match args.watch_namespaces.as_slice() {
+    let (isa_api, pib_api, sa_api) = match args.watch_namespaces.as_slice() {
         [namespace] => (
             Api::<IamServiceAccount>::namespaced(client.clone(), namespace),
+            Api::<PodIdentityBinding>::namespaced(client.clone(), namespace),
             Api::<ServiceAccount>::namespaced(client.clone(), namespace),
         ),
-        _ => (Api::all(client.clone()), Api::all(client.clone())),
+        _ => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
     };
     wait_for_crd(&isa_api).await;
+    wait_for_crd(&pib_api).await;
 
-    let ctx = Arc::new(Context::new(client, Iam::new(&aws), settings));
+    let ctx = Arc::new(Context::new(
+        client,
+        Iam::new(&aws),
+        Eks::new(&aws),
+        settings,
+    ));
     readiness.set_ready();
-    iam_service_account::run(ctx, isa_api, sa_api).await;
+    tokio::join!(
+        lifecycle::run(ctx.clone(), isa_api, sa_api.clone()),
+        lifecycle::run(ctx, pib_api, sa_api),
+    );
     tracing::info!("stopped");
     Ok(())
 }
 
 /// The CRD may be applied after the operator starts (same Git sync): wait
 /// for it instead of crashing into a restart loop.
-async fn wait_for_crd(api: &Api<IamServiceAccount>) {
+async fn wait_for_crd<K>(api: &Api<K>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let mut logged = false;
     while let Err(e) = api.list(&ListParams::default().limit(1)).await {
         if !logged {
-            tracing::warn!(error = %e, "waiting for the IamServiceAccount CRD to be installed");
+            tracing::warn!(error = %e, kind = %K::kind(&()), "waiting for the CRD to be installed");
             logged = true;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;

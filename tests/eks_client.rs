@@ -50,6 +50,7 @@ fn desired(owner: &Owner, service_account: &str, role_arn: &str) -> DesiredAssoc
         target_role_arn: None,
         disable_session_tags: false,
         tags,
+        request_scope: format!("{}/1", owner.name),
     }
 }
 

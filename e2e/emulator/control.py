@@ -8,6 +8,8 @@ PUT    /_emulator/faults     {"rules": [...], "seed"?}
 DELETE /_emulator/faults
 GET    /_emulator/calls?since=<seq>
 DELETE /_emulator/calls
+GET    /_emulator/propagation
+PUT    /_emulator/propagation {"roleVisibleToEksAfterMs": n}
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .pod_identity import PodIdentityStore
 PREFIX = "/_emulator"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_VERSION = "1.37"
+ROLE_VISIBLE_AFTER_MS = "roleVisibleToEksAfterMs"
 
 
 class ControlError(Exception):
@@ -59,6 +62,8 @@ class ControlApi:
             ("DELETE", "/faults"): self._clear_faults,
             ("GET", "/calls"): self._get_calls,
             ("DELETE", "/calls"): self._clear_calls,
+            ("GET", "/propagation"): lambda env, body: self._propagation(),
+            ("PUT", "/propagation"): self._put_propagation,
         }
 
     def handle(self, environ: dict[str, Any], body: bytes) -> Response:
@@ -100,7 +105,7 @@ class ControlApi:
         # Faults first, so nothing injected hits the requests that follow.
         self._faults.clear()
         moto_bridge.reset()
-        self._store.reset()
+        self._store.reset()  # also sets the IAM propagation delay back to 0
         self._calls.clear()
         return _reply(200, {"status": "ok"})
 
@@ -134,6 +139,23 @@ class ControlApi:
     def _clear_calls(self, environ: dict[str, Any], body: bytes) -> Response:
         self._calls.clear()
         return _reply(200, {"calls": []})
+
+    def _propagation(self) -> Response:
+        return _reply(200, {ROLE_VISIBLE_AFTER_MS: self._store.role_visible_after_ms})
+
+    def _put_propagation(self, environ: dict[str, Any], body: bytes) -> Response:
+        req = _json_object(body)
+        unknown = sorted(set(req) - {ROLE_VISIBLE_AFTER_MS})
+        if unknown:
+            # A misspelt key must not silently leave the delay unchanged.
+            raise ControlError(400, f"unknown fields: {', '.join(unknown)}")
+        delay_ms = req.get(ROLE_VISIBLE_AFTER_MS)
+        if delay_ms is None:
+            raise ControlError(400, f"{ROLE_VISIBLE_AFTER_MS} is required")
+        if isinstance(delay_ms, bool) or not isinstance(delay_ms, int) or delay_ms < 0:
+            raise ControlError(400, f"{ROLE_VISIBLE_AFTER_MS} must be a non-negative integer")
+        self._store.set_role_visible_after_ms(delay_ms)
+        return self._propagation()
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -112,6 +112,8 @@ class FaultInjector:
                 if rule.count is not None and rule.fired >= rule.count:
                     continue
                 if self._rng.random() < rule.rate:
+                    # Counted now, before app.py sleeps out a delay, so a test
+                    # polling `fired` learns a delayed request is in flight.
                     rule.fired += 1
                     return FaultDecision(rule.fault, rule.delay_ms)
             return None

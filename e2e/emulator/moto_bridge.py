@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -33,6 +34,7 @@ __all__ = [
     "account_for",
     "build_app",
     "describe_cluster",
+    "posix_seconds",
     "reset",
     "upsert_cluster",
     "warm_up",
@@ -81,12 +83,24 @@ class MotoDirectory:
             return None
         return f"{found.arn}@{found.created_at.isoformat()}"
 
-    def role_exists(self, account_id: str, partition: str, role_arn: str) -> bool:
+    def role_created_at(self, account_id: str, partition: str, role_arn: str) -> float | None:
         try:
-            iam_backends[account_id][partition].get_role_by_arn(role_arn)
+            role = iam_backends[account_id][partition].get_role_by_arn(role_arn)
         except (IamNotFound, KeyError):
-            return False
-        return True
+            return None
+        return posix_seconds(role.create_date)
+
+
+def posix_seconds(moment: datetime) -> float:
+    """POSIX time of a moto timestamp.
+
+    moto keeps UTC in *naive* datetimes (moto.core.utils.utcnow), and a naive
+    datetime's timestamp() reads it as local time: off by the host's UTC
+    offset. An aware one (should moto switch) converts as it is.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 def upsert_cluster(

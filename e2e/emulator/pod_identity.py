@@ -62,7 +62,8 @@ class Directory(Protocol):
     def cluster_incarnation(self, scope: Scope, cluster: str) -> str | None:
         """An id of the cluster that changes when it is deleted and re-created; None if absent."""
 
-    def role_exists(self, account_id: str, partition: str, role_arn: str) -> bool: ...
+    def role_created_at(self, account_id: str, partition: str, role_arn: str) -> float | None:
+        """When IAM created the role, in POSIX seconds; None if it does not exist."""
 
 
 def new_association_id() -> str:
@@ -155,11 +156,28 @@ class PodIdentityStore:
         self._clusters: dict[tuple[str, str, str], _Cluster] = {}
         self._replays: dict[tuple[str, ...], _Replay] = {}
         self._seq = 0
+        self._role_visible_after_ms = 0
 
     def reset(self) -> None:
         with self._lock:
             self._clusters.clear()
             self._replays.clear()
+            self._role_visible_after_ms = 0
+
+    # -- IAM propagation ----------------------------------------------------
+
+    @property
+    def role_visible_after_ms(self) -> int:
+        with self._lock:
+            return self._role_visible_after_ms
+
+    def set_role_visible_after_ms(self, delay_ms: int) -> None:
+        """Models IAM's eventual consistency as EKS sees it: a role younger
+        than delay_ms does not exist yet for Pod Identity. 0 turns it off."""
+        if delay_ms < 0:
+            raise ValueError("delay_ms must not be negative")
+        with self._lock:
+            self._role_visible_after_ms = delay_ms
 
     # -- operations ---------------------------------------------------------
 
@@ -399,8 +417,19 @@ class PodIdentityStore:
                 raise invalid(f"The {field_name} must be a role in account {scope.account_id}", cluster)
             # A target role may live in another account, where EKS cannot look.
             return
-        if not self._directory.role_exists(scope.account_id, scope.partition, arn):
+        created = self._directory.role_created_at(scope.account_id, scope.partition, arn)
+        if created is None or not self._visible_to_eks(created):
+            # Real EKS answers a role IAM has not propagated to it yet exactly
+            # like a missing one; callers can only retry.
             raise invalid("Role provided in the request does not exist", cluster)
+
+    def _visible_to_eks(self, role_created_at: float) -> bool:
+        if self._role_visible_after_ms == 0:
+            return True  # off: skip the clock, so behaviour is exactly as without the feature
+        # Whole microseconds (moto's resolution): a float of epoch seconds is
+        # off by ~0.1 us, which must not decide the boundary.
+        age_us = round((self._clock() - role_created_at) * 1_000_000)
+        return age_us >= self._role_visible_after_ms * 1000
 
     def _replay(
         self, scope: Scope, op: str, token: str | None, fingerprint: str, cluster: str

@@ -23,6 +23,7 @@ pub mod reason {
     pub const ASSOCIATION_CONFLICT: &str = "AssociationConflict";
     pub const WAITING_FOR_PROPAGATION: &str = "WaitingForPropagation";
     pub const CLUSTER_NOT_FOUND: &str = "ClusterNotFound";
+    pub const IRSA_ROLE_TAKES_PRECEDENCE: &str = "IRSARoleTakesPrecedence";
     pub const POLICY_NOT_FOUND: &str = "PolicyNotFound";
     pub const ACCESS_DENIED: &str = "AccessDenied";
     pub const AWS_ERROR: &str = "AWSError";

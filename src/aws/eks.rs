@@ -58,20 +58,29 @@ impl Eks {
 
         let mut found = Vec::with_capacity(ids.len());
         for id in ids {
-            let described = self
-                .client
-                .describe_pod_identity_association()
-                .cluster_name(cluster)
-                .association_id(&id)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("DescribePodIdentityAssociation", e));
             // Deleted between the list and now: it is not there.
-            if let Some(output) = absent_as_none(described)? {
-                found.extend(output.association.as_ref().map(to_observed));
-            }
+            found.extend(self.association(cluster, &id).await?);
         }
         Ok(found)
+    }
+
+    /// One association by id (`DescribePodIdentityAssociation`), or `None`
+    /// when it does not exist.
+    pub async fn association(
+        &self,
+        cluster: &str,
+        association_id: &str,
+    ) -> Result<Option<ObservedAssociation>, AwsError> {
+        let described = self
+            .client
+            .describe_pod_identity_association()
+            .cluster_name(cluster)
+            .association_id(association_id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribePodIdentityAssociation", e));
+        Ok(absent_as_none(described)?
+            .and_then(|output| output.association.as_ref().map(to_observed)))
     }
 
     /// Runs one planned action in `cluster`. Returns the association as EKS

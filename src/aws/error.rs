@@ -63,6 +63,17 @@ impl AwsError {
         self.kind == AwsErrorKind::NotFound
     }
 
+    /// EKS refusing a Pod Identity role because it cannot find it, which
+    /// right after `CreateRole` means IAM has not propagated the role yet.
+    pub fn is_role_not_visible(&self) -> bool {
+        let message = self.message.to_lowercase();
+        self.code == "InvalidParameterException"
+            && message.contains("role")
+            && ["does not exist", "not found", "invalid"]
+                .iter()
+                .any(|phrase| message.contains(phrase))
+    }
+
     /// Whether retrying the same call later may succeed without anyone
     /// changing anything.
     pub fn is_transient(&self) -> bool {
@@ -146,6 +157,32 @@ mod tests {
         ] {
             assert_eq!(classify(code), kind, "{code}");
         }
+    }
+
+    #[test]
+    fn eks_refusing_an_unseen_role_is_recognised() {
+        let eks = |code: &str, message: &str| AwsError {
+            operation: "CreatePodIdentityAssociation",
+            kind: classify(code),
+            code: code.into(),
+            message: message.into(),
+        };
+        assert!(
+            eks(
+                "InvalidParameterException",
+                "Role provided in the request does not exist"
+            )
+            .is_role_not_visible()
+        );
+        assert!(eks("InvalidParameterException", "Invalid role ARN").is_role_not_visible());
+        assert!(
+            !eks(
+                "InvalidParameterException",
+                "Tag keys must not start with aws:"
+            )
+            .is_role_not_visible()
+        );
+        assert!(!eks("ResourceNotFoundException", "role does not exist").is_role_not_visible());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! diagnostics need (OIDC providers, foreign roles' trust policies).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
 
 use aws_sdk_iam::Client;
 use aws_sdk_iam::types::Tag;
@@ -19,7 +20,18 @@ pub struct Iam {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservedRole {
     pub arn: String,
+    pub created: Option<SystemTime>,
     pub state: RoleState,
+}
+
+/// What the operator reads of a role it does not manage: enough to say
+/// whether pods could use it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleSummary {
+    pub arn: String,
+    pub created: Option<SystemTime>,
+    /// `None` when IAM returned a document that does not parse.
+    pub trust_policy: Option<PolicyDocument>,
 }
 
 /// What went wrong reading a document IAM handed back: it should never
@@ -67,6 +79,7 @@ impl Iam {
         let inline_policies = self.inline_policies(name).await?;
         Ok(Some(ObservedRole {
             arn: role.arn().to_string(),
+            created: SystemTime::try_from(*role.create_date()).ok(),
             state: RoleState {
                 name: role.role_name().to_string(),
                 path: role.path().to_string(),
@@ -287,8 +300,9 @@ impl Iam {
         Ok(output.map(|o| o.client_id_list().to_vec()))
     }
 
-    /// The trust policy of any role, ours or not (read only).
-    pub async fn trust_policy(&self, role_name: &str) -> Result<Option<PolicyDocument>, AwsError> {
+    /// Any role, ours or not, read with one `GetRole`; `None` when it does
+    /// not exist.
+    pub async fn role_summary(&self, role_name: &str) -> Result<Option<RoleSummary>, AwsError> {
         let output = absent_as_none(
             self.client
                 .get_role()
@@ -297,10 +311,13 @@ impl Iam {
                 .await
                 .map_err(|e| AwsError::from_sdk("GetRole", e)),
         )?;
-        Ok(output
-            .and_then(|o| o.role)
-            .and_then(|r| r.assume_role_policy_document)
-            .and_then(|d| PolicyDocument::parse(&d).ok()))
+        Ok(output.and_then(|o| o.role).map(|role| RoleSummary {
+            arn: role.arn().to_string(),
+            created: SystemTime::try_from(*role.create_date()).ok(),
+            trust_policy: role
+                .assume_role_policy_document()
+                .and_then(|d| PolicyDocument::parse(d).ok()),
+        }))
     }
 }
 

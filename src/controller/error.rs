@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::api::conditions::reason;
 use crate::aws::{AwsError, AwsErrorKind};
+use crate::policy::association_plan::AssociationConflict;
 use crate::policy::desire::InvalidSpec;
 use crate::policy::role_plan::RoleNotOwned;
 
@@ -15,6 +16,9 @@ pub const WAITING_REQUEUE: Duration = Duration::from_secs(30);
 /// How soon to look again at something only a person can fix: slow, but not
 /// never, so a fix made outside Kubernetes (in IAM) is noticed.
 pub const TERMINAL_REQUEUE: Duration = Duration::from_secs(300);
+/// How soon to try again while IAM propagates a new role to EKS, which
+/// usually takes seconds.
+pub const PROPAGATION_REQUEUE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -63,10 +67,11 @@ pub enum Error {
     },
 
     #[error(
-        "ServiceAccount {service_account} is already claimed by IamServiceAccount {winner}, which is \
-         older; delete one of the two or point this one at another ServiceAccount"
+        "ServiceAccount {service_account} is already claimed by {kind} {winner}, which is older; \
+         delete one of the two or point this one at another ServiceAccount"
     )]
     ServiceAccountConflict {
+        kind: &'static str,
         service_account: String,
         winner: String,
     },
@@ -78,6 +83,60 @@ pub enum Error {
     ServiceAccountNotFound {
         service_account: String,
         role_arn: String,
+    },
+
+    #[error(
+        "IAM role {role_arn} ({field}) does not exist; create it or correct the ARN. No Pod \
+         Identity association was made, as it would give pods no credentials"
+    )]
+    RoleNotFound {
+        field: &'static str,
+        role_arn: String,
+    },
+
+    #[error(
+        "the trust policy of IAM role {role_arn} does not allow the EKS Pod Identity principal \
+         pods.eks.amazonaws.com to {}; pods would get no credentials. Add a statement allowing \
+         Service pods.eks.amazonaws.com the actions sts:AssumeRole and sts:TagSession (the operator \
+         never edits a role it did not create)",
+        missing.join(" and ")
+    )]
+    RoleDoesNotTrustPodIdentity {
+        role_arn: String,
+        missing: Vec<&'static str>,
+    },
+
+    #[error("{0}")]
+    AssociationConflict(#[from] AssociationConflict),
+
+    #[error(
+        "EKS does not see IAM role {role_arn} yet ({detail}); the role is new and IAM changes take \
+         a few seconds to reach EKS, so the operator retries shortly"
+    )]
+    WaitingForPropagation { role_arn: String, detail: String },
+
+    #[error(
+        "EKS cluster {cluster} was not found in region {region} ({detail}); Pod Identity \
+         associations live in the cluster. Check the operator's --cluster-name and AWS region"
+    )]
+    ClusterNotFound {
+        cluster: String,
+        region: String,
+        detail: String,
+    },
+
+    #[error(
+        "ServiceAccount {service_account} also carries the IRSA annotation \
+         eks.amazonaws.com/role-arn={irsa_role}. The AWS SDKs' default credential provider chain \
+         tries web identity credentials (IRSA) before the container credential provider that \
+         serves EKS Pod Identity, so pods using it get {irsa_role}, not {pod_identity_role}. \
+         Remove the annotation to switch the pods to Pod Identity (the association is in place; \
+         see https://docs.aws.amazon.com/eks/latest/userguide/pod-id-how-it-works.html)"
+    )]
+    IrsaRoleTakesPrecedence {
+        service_account: String,
+        irsa_role: String,
+        pod_identity_role: String,
     },
 
     #[error("AWS {0}")]
@@ -103,6 +162,12 @@ impl Error {
             }
             Error::ServiceAccountConflict { .. } => reason::SERVICE_ACCOUNT_CONFLICT,
             Error::ServiceAccountNotFound { .. } => reason::SERVICE_ACCOUNT_NOT_FOUND,
+            Error::RoleNotFound { .. } => reason::ROLE_NOT_FOUND,
+            Error::RoleDoesNotTrustPodIdentity { .. } => reason::ROLE_DOES_NOT_TRUST_POD_IDENTITY,
+            Error::AssociationConflict(_) => reason::ASSOCIATION_CONFLICT,
+            Error::WaitingForPropagation { .. } => reason::WAITING_FOR_PROPAGATION,
+            Error::ClusterNotFound { .. } => reason::CLUSTER_NOT_FOUND,
+            Error::IrsaRoleTakesPrecedence { .. } => reason::IRSA_ROLE_TAKES_PRECEDENCE,
             Error::Aws(e) => match (e.kind, e.code.as_str()) {
                 (_, "DeleteConflict") => reason::DELETE_CONFLICT,
                 (AwsErrorKind::AccessDenied, _) => reason::ACCESS_DENIED,
@@ -125,6 +190,12 @@ impl Error {
             Error::ServiceAccountAnnotationMismatch { .. } => "service_account_annotation_mismatch",
             Error::ServiceAccountConflict { .. } => "service_account_conflict",
             Error::ServiceAccountNotFound { .. } => "service_account_not_found",
+            Error::RoleNotFound { .. } => "role_not_found",
+            Error::RoleDoesNotTrustPodIdentity { .. } => "role_does_not_trust_pod_identity",
+            Error::AssociationConflict(_) => "association_conflict",
+            Error::WaitingForPropagation { .. } => "waiting_for_propagation",
+            Error::ClusterNotFound { .. } => "cluster_not_found",
+            Error::IrsaRoleTakesPrecedence { .. } => "irsa_role_takes_precedence",
             Error::Aws(_) => "aws",
             Error::Kube(_) => "kubernetes",
             Error::Finalizer(_) => "finalizer",
@@ -153,7 +224,11 @@ impl Error {
             | Error::AudienceNotAllowed { .. }
             | Error::ServiceAccountNotFound { .. }
             | Error::ServiceAccountAnnotationMismatch { .. }
-            | Error::ServiceAccountConflict { .. } => WAITING_REQUEUE,
+            | Error::ServiceAccountConflict { .. }
+            | Error::RoleNotFound { .. }
+            | Error::RoleDoesNotTrustPodIdentity { .. }
+            | Error::AssociationConflict(_) => WAITING_REQUEUE,
+            Error::WaitingForPropagation { .. } => PROPAGATION_REQUEUE,
             _ => TERMINAL_REQUEUE,
         }
     }
@@ -225,6 +300,7 @@ mod tests {
         let errors = [
             Error::InvalidSpec(InvalidSpec(vec![])),
             Error::ServiceAccountConflict {
+                kind: "IamServiceAccount",
                 service_account: "a".into(),
                 winner: "b".into(),
             },

@@ -1,122 +1,54 @@
 //! The IamServiceAccount reconciler: IRSA role, ServiceAccount annotations,
 //! status and cleanup.
 
-use std::sync::Arc;
+use std::sync::OnceLock;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ObjectReference, ServiceAccount};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
-use tracing::Instrument;
 
+use super::lifecycle::{ManagedKind, older_claim, owner_of};
 use super::role::{remove_role, sync_role};
 use super::service_account::{Annotated, ensure_annotated, release, wanted_annotations};
-use super::status::{apply_status, ready_changed};
-use super::{Context, Error, FIELD_MANAGER, FINALIZER, events};
-use crate::api::conditions::{READY, find, ready_condition, reason};
+use super::status::{self, Outcome, ReadyStatus};
+use super::{Context, Error, FIELD_MANAGER, events};
+use crate::api::conditions::reason;
 use crate::api::{IamServiceAccount, IamServiceAccountStatus};
 use crate::policy::desire::{InvalidSpec, desired_role, desired_role_name};
-use crate::policy::ownership::Owner;
 use crate::policy::trust::{irsa_trust_policy, oidc_provider_arn};
 use crate::policy::validate::validate_audience;
 
-pub const KIND: &str = "IamServiceAccount";
+impl ManagedKind for IamServiceAccount {
+    const KIND: &'static str = "IamServiceAccount";
 
-/// Runs the controller until shutdown.
-pub async fn run(
-    ctx: Arc<Context>,
-    api: Api<IamServiceAccount>,
-    service_accounts: Api<ServiceAccount>,
-) {
-    let controller = Controller::new(api, watcher::Config::default());
-    let store = controller.store();
-    let _ = ctx.iam_service_accounts.set(store.clone());
-    controller
-        .watches(service_accounts, watcher::Config::default(), move |sa| {
-            claims_of(&store, &sa)
-        })
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile stream");
-            }
-        })
-        .await;
-}
+    fn service_account_name(&self) -> String {
+        IamServiceAccount::service_account_name(self)
+    }
 
-/// The IamServiceAccounts that name this ServiceAccount, so that a deleted,
-/// recreated or edited ServiceAccount is repaired at once.
-fn claims_of(
-    store: &Store<IamServiceAccount>,
-    sa: &ServiceAccount,
-) -> Vec<ObjectRef<IamServiceAccount>> {
-    let (namespace, name) = (sa.namespace(), sa.name_any());
-    store
-        .state()
-        .iter()
-        .filter(|isa| isa.namespace() == namespace && isa.service_account_name() == name)
-        .map(|isa| ObjectRef::from_obj(isa.as_ref()))
-        .collect()
-}
+    fn store(ctx: &Context) -> &OnceLock<Store<Self>> {
+        &ctx.iam_service_accounts
+    }
 
-fn owner_of(isa: &IamServiceAccount, ctx: &Context) -> Owner {
-    Owner {
-        cluster: ctx.settings.cluster_name.clone(),
-        kind: KIND.into(),
-        namespace: isa.namespace().unwrap_or_default(),
-        name: isa.name_any(),
+    async fn apply(&self, ctx: &Context) -> Result<Action, Error> {
+        apply(self, ctx).await
+    }
+
+    async fn cleanup(&self, ctx: &Context) -> Result<Action, Error> {
+        cleanup(self, ctx).await
     }
 }
 
-fn backoff_key(isa: &IamServiceAccount) -> String {
-    format!(
-        "{KIND}/{}/{}",
-        isa.namespace().unwrap_or_default(),
-        isa.name_any()
-    )
-}
-
-async fn reconcile(isa: Arc<IamServiceAccount>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let namespace = isa.namespace().unwrap_or_default();
-    // Several watched namespaces are served by one cluster-wide watch.
-    if !ctx.settings.watches(&namespace) && isa.meta().deletion_timestamp.is_none() {
-        return Ok(Action::await_change());
+impl ReadyStatus for IamServiceAccountStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
     }
-    let api: Api<IamServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
-    let span = tracing::info_span!("reconcile", kind = KIND, namespace = %namespace, name = %isa.name_any());
-    let result = finalizer(&api, FINALIZER, isa.clone(), |event| async {
-        match event {
-            Finalizer::Apply(isa) => apply(&isa, &ctx).await,
-            Finalizer::Cleanup(isa) => cleanup(&isa, &ctx).await,
-        }
-    })
-    .instrument(span)
-    .await;
-    let outcome = result.map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        kube::runtime::finalizer::Error::AddFinalizer(e)
-        | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
-        other => Error::Finalizer(other.to_string()),
-    });
-    match outcome {
-        Ok(action) => {
-            ctx.backoff.reset(&backoff_key(&isa));
-            Ok(action)
-        }
-        Err(e) if !e.is_transient() => Ok(Action::requeue(e.requeue_after())),
-        Err(e) => Err(e),
-    }
-}
 
-fn error_policy(isa: Arc<IamServiceAccount>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff.next_delay(&backoff_key(&isa));
-    tracing::warn!(error = %error, label = error.metric_label(), retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+    fn set_ready(&mut self, observed_generation: Option<i64>, ready: Condition) {
+        self.observed_generation = observed_generation;
+        self.conditions = vec![ready];
+    }
 }
 
 /// Status fields the reconcile learned, written with the outcome.
@@ -131,11 +63,7 @@ struct Learned {
 async fn apply(isa: &IamServiceAccount, ctx: &Context) -> Result<Action, Error> {
     let mut learned = Learned::default();
     let result = sync(isa, ctx, &mut learned).await;
-    let (ready, reason, message) = match &result {
-        Ok(message) => (true, reason::SYNCED, message.clone()),
-        Err(e) => (false, e.reason(), e.to_string()),
-    };
-    report(isa, ctx, learned, ready, reason, message).await?;
+    report(isa, ctx, learned, Outcome::of(&result, reason::SYNCED)).await?;
     result.map(|_| Action::requeue(ctx.settings.resync))
 }
 
@@ -170,6 +98,7 @@ async fn sync(
 
     if let Some(winner) = older_claim(isa, ctx) {
         return Err(Error::ServiceAccountConflict {
+            kind: <IamServiceAccount as ManagedKind>::KIND,
             service_account: sa_name,
             winner,
         });
@@ -301,8 +230,11 @@ async fn foreign_role_detail(
         &ctx.settings.account_id,
         &ctx.settings.issuer,
     );
-    match ctx.iam.trust_policy(role_name).await {
-        Ok(Some(trust)) => {
+    match ctx.iam.role_summary(role_name).await {
+        Ok(Some(crate::aws::iam::RoleSummary {
+            trust_policy: Some(trust),
+            ..
+        })) => {
             let verdict = crate::policy::trust::irsa_trust_admits(
                 &trust,
                 &provider,
@@ -320,71 +252,27 @@ async fn foreign_role_detail(
             }
         }
         Ok(None) => "(that role does not exist)".into(),
-        Err(_) => String::new(),
+        Ok(Some(_)) | Err(_) => String::new(),
     }
-}
-
-/// The name of an older IamServiceAccount claiming the same ServiceAccount.
-fn older_claim(isa: &IamServiceAccount, ctx: &Context) -> Option<String> {
-    let store = ctx.iam_service_accounts.get()?;
-    let me = (isa.creation_timestamp(), isa.name_any());
-    store
-        .state()
-        .iter()
-        .filter(|other| {
-            other.namespace() == isa.namespace()
-                && other.name_any() != isa.name_any()
-                && other.service_account_name() == isa.service_account_name()
-                && other.meta().deletion_timestamp.is_none()
-        })
-        .filter(|other| (other.creation_timestamp(), other.name_any()) < me)
-        .map(|other| other.name_any())
-        .min()
 }
 
 async fn report(
     isa: &IamServiceAccount,
     ctx: &Context,
     learned: Learned,
-    ready: bool,
-    reason: &str,
-    message: String,
+    outcome: Outcome,
 ) -> Result<(), Error> {
     let current = isa.status.clone().unwrap_or_default();
-    let generation = isa.metadata.generation;
-    let condition = ready_condition(
-        ready,
-        reason,
-        message.clone(),
-        generation,
-        find(&current.conditions, READY),
-    );
-    let status = IamServiceAccountStatus {
+    let next = IamServiceAccountStatus {
         role_arn: learned.role_arn.or(current.role_arn.clone()),
         role_name: learned.role_name.or(current.role_name.clone()),
         oidc_provider_arn: learned
             .oidc_provider_arn
             .or(current.oidc_provider_arn.clone()),
         service_account: learned.service_account.or(current.service_account.clone()),
-        observed_generation: generation,
-        conditions: vec![condition.clone()],
+        ..current.clone()
     };
-    let fields_changed = status.role_arn != current.role_arn
-        || status.role_name != current.role_name
-        || status.oidc_provider_arn != current.oidc_provider_arn
-        || status.service_account != current.service_account
-        || status.observed_generation != current.observed_generation;
-    if !fields_changed && !ready_changed(&current.conditions, &condition) {
-        return Ok(());
-    }
-    let previous_reason = find(&current.conditions, READY).map(|c| c.reason.as_str());
-    if !ready && previous_reason != Some(reason) {
-        events::failed(ctx, &isa.object_ref(&()), reason, message).await;
-    }
-    let api: Api<IamServiceAccount> =
-        Api::namespaced(ctx.client.clone(), &isa.namespace().unwrap_or_default());
-    apply_status(&api, &isa.name_any(), &status).await?;
-    Ok(())
+    status::report(isa, ctx, &current, next, outcome).await
 }
 
 async fn cleanup(isa: &IamServiceAccount, ctx: &Context) -> Result<Action, Error> {
@@ -401,15 +289,8 @@ async fn cleanup(isa: &IamServiceAccount, ctx: &Context) -> Result<Action, Error
             .and_then(|s| s.role_name.clone())
             .unwrap_or_else(|| desired_role_name(&isa.spec.role, &owner, &ctx.settings));
         if let Err(e) = remove_role(ctx, &object, &role_name, &owner).await {
-            let _ = report(
-                isa,
-                ctx,
-                Learned::default(),
-                false,
-                e.reason(),
-                format!("deleting: {e}"),
-            )
-            .await;
+            let outcome = Outcome::failed(&e, format!("deleting: {e}"));
+            let _ = report(isa, ctx, Learned::default(), outcome).await;
             return Err(e);
         }
     }

@@ -7,6 +7,8 @@ pub mod context;
 pub mod error;
 pub mod events;
 pub mod iam_service_account;
+pub mod lifecycle;
+pub mod pod_identity_binding;
 pub mod role;
 pub mod service_account;
 pub mod status;

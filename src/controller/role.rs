@@ -2,6 +2,8 @@
 //! desired one, apply the plan with an Event per change; and remove a role
 //! the operator owns.
 
+use std::time::SystemTime;
+
 use k8s_openapi::api::core::v1::ObjectReference;
 
 use super::{Context, Error, events};
@@ -12,6 +14,9 @@ use crate::policy::role_plan::{RoleState, plan_role, plan_role_removal};
 #[derive(Debug, Clone)]
 pub struct SyncedRole {
     pub arn: String,
+    /// When IAM made the role, which says whether another service may not
+    /// see it yet.
+    pub created: Option<SystemTime>,
     /// IAM calls made; empty on a resync that found everything in place.
     pub writes: usize,
 }
@@ -24,11 +29,15 @@ pub async fn sync_role(
 ) -> Result<SyncedRole, Error> {
     let observed = ctx.iam.observe_role(&desired.name).await?;
     let plan = plan_role(desired, observed.as_ref().map(|o| &o.state), owner)?;
-    let mut arn = observed.map(|o| o.arn);
+    let (mut arn, mut created) = match observed {
+        Some(o) => (Some(o.arn), o.created),
+        None => (None, None),
+    };
     for action in &plan {
         tracing::info!(role = %desired.name, operation = action.operation(), "applying");
-        if let Some(created) = ctx.iam.apply(&desired.name, action).await? {
-            arn = Some(created);
+        if let Some(new_arn) = ctx.iam.apply(&desired.name, action).await? {
+            arn = Some(new_arn);
+            created = Some(SystemTime::now());
         }
         events::changed(ctx, object, action.operation(), action.describe()).await;
     }
@@ -36,6 +45,7 @@ pub async fn sync_role(
         .ok_or_else(|| Error::Finalizer(format!("role {} has no ARN after sync", desired.name)))?;
     Ok(SyncedRole {
         arn,
+        created,
         writes: plan.len(),
     })
 }

@@ -4,12 +4,86 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Resource};
+use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::FIELD_MANAGER;
-use crate::api::conditions::{READY, find, same_condition};
+use super::lifecycle::ManagedKind;
+use super::{Context, Error, FIELD_MANAGER, events};
+use crate::api::conditions::{READY, find, ready_condition, same_condition};
+
+/// A kind's status: its own fields plus `observedGeneration` and the
+/// `Ready` condition, which this module writes the same way for every kind.
+pub trait ReadyStatus: Serialize + Clone + Default + PartialEq {
+    fn conditions(&self) -> &[Condition];
+    fn set_ready(&mut self, observed_generation: Option<i64>, ready: Condition);
+}
+
+/// How a reconcile ended, as the `Ready` condition says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub ready: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Outcome {
+    pub fn of(result: &Result<String, Error>, synced_reason: &'static str) -> Self {
+        match result {
+            Ok(message) => Outcome {
+                ready: true,
+                reason: synced_reason,
+                message: message.clone(),
+            },
+            Err(e) => Outcome::failed(e, e.to_string()),
+        }
+    }
+
+    pub fn failed(error: &Error, message: String) -> Self {
+        Outcome {
+            ready: false,
+            reason: error.reason(),
+            message,
+        }
+    }
+}
+
+/// Writes `next` (the kind's own fields) with a `Ready` condition for
+/// `outcome`, unless that says nothing new. A new failure reason also goes
+/// out as a Warning Event.
+pub async fn report<K, S>(
+    obj: &K,
+    ctx: &Context,
+    current: &S,
+    mut next: S,
+    outcome: Outcome,
+) -> Result<(), Error>
+where
+    K: ManagedKind,
+    S: ReadyStatus,
+{
+    let generation = obj.meta().generation;
+    let previous = find(current.conditions(), READY);
+    let condition = ready_condition(
+        outcome.ready,
+        outcome.reason,
+        outcome.message.clone(),
+        generation,
+        previous,
+    );
+    let mut unchanged_fields = current.clone();
+    unchanged_fields.set_ready(generation, condition.clone());
+    next.set_ready(generation, condition.clone());
+    if next == unchanged_fields && !ready_changed(current.conditions(), &condition) {
+        return Ok(());
+    }
+    if !outcome.ready && previous.map(|c| c.reason.as_str()) != Some(outcome.reason) {
+        events::failed(ctx, &obj.object_ref(&()), outcome.reason, outcome.message).await;
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    apply_status(&api, &obj.name_any(), &next).await?;
+    Ok(())
+}
 
 /// Whether the status about to be written says something new.
 pub fn ready_changed(current: &[Condition], next: &Condition) -> bool {

@@ -32,6 +32,12 @@ pub struct DesiredAssociation {
     pub disable_session_tags: bool,
     /// Every tag, the ownership tags included.
     pub tags: BTreeMap<String, String>,
+    /// Which incarnation of the owning object asks, such as its uid and
+    /// generation: hashed into the client token (never sent otherwise), so
+    /// that an object deleted and made again, or a spec changed and changed
+    /// back, is never answered with the replay of an earlier create whose
+    /// association is gone.
+    pub request_scope: String,
 }
 
 /// An association as EKS describes it.
@@ -136,9 +142,10 @@ impl std::error::Error for AssociationConflict {}
 
 /// The `clientRequestToken` for creating `desired`'s association.
 ///
-/// The same owner, ServiceAccount and request always give the same token,
-/// so a create retried after a crash or a lost response is answered with
-/// the association the first attempt made instead of making another.
+/// The same owner, request scope, ServiceAccount and request always give
+/// the same token, so a create retried after a crash or a lost response is
+/// answered with the association the first attempt made instead of making
+/// another.
 ///
 /// The request's own members (roles, session-tag flag, tags) are hashed
 /// too: EKS refuses a token reused with other parameters
@@ -157,6 +164,7 @@ pub fn client_request_token(owner: &Owner, desired: &DesiredAssociation) -> Stri
     field(desired.namespace.as_bytes());
     field(owner.kind.as_bytes());
     field(owner.name.as_bytes());
+    field(desired.request_scope.as_bytes());
     field(desired.service_account.as_bytes());
     field(desired.role_arn.as_bytes());
     field(
@@ -334,6 +342,7 @@ mod tests {
             target_role_arn: None,
             disable_session_tags: false,
             tags,
+            request_scope: "uid-1/1".into(),
         }
     }
 
@@ -693,7 +702,11 @@ mod tests {
     fn token_differs_for_every_field_of_the_request() {
         let base = client_request_token(&owner(), &desired());
         type Change = fn(&mut Owner, &mut DesiredAssociation);
-        let cases: [(&str, Change); 11] = [
+        let cases: [(&str, Change); 13] = [
+            ("object recreated", |_, d| {
+                d.request_scope = "uid-2/1".into()
+            }),
+            ("generation", |_, d| d.request_scope = "uid-1/2".into()),
             ("cluster", |o, _| o.cluster = "staging".into()),
             ("namespace", |_, d| d.namespace = "batch".into()),
             ("kind", |o, _| o.kind = "IamServiceAccount".into()),

@@ -8,13 +8,14 @@ use super::document::PolicyDocument;
 use super::naming::role_name;
 use super::ownership::{OWNERSHIP_TAG_COUNT, Owner, is_ownership_key};
 use super::role_plan::RoleState;
+use super::trust::pod_identity_trust_policy;
 use super::validate::{
-    ValidationError, validate_description, validate_inline_policies_size,
+    RoleArn, ValidationError, parse_role_arn, validate_description, validate_inline_policies_size,
     validate_inline_policy_name, validate_managed_policy_arn, validate_managed_policy_count,
     validate_max_session_duration, validate_permissions_boundary_arn, validate_role_name,
     validate_role_path, validate_tags,
 };
-use crate::api::{PolicySpec, RoleSpec};
+use crate::api::{PodIdentityBindingSpec, PolicySpec, RoleSpec};
 use crate::config::Settings;
 
 pub const DEFAULT_MAX_SESSION_SECONDS: i32 = 3600;
@@ -163,10 +164,122 @@ pub fn desired_role(
     })
 }
 
+/// The role a Pod Identity association points at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BindingRole {
+    /// A role the operator creates and owns.
+    Created(RoleState),
+    /// A role someone else manages: only read, never changed.
+    Existing(RoleArn),
+}
+
+/// What a PodIdentityBinding asks for, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredBinding {
+    pub role: BindingRole,
+    pub target_role: Option<RoleArn>,
+    pub disable_session_tags: bool,
+}
+
+/// The binding a PodIdentityBinding asks for. The API server's CEL rules
+/// already refuse most bad combinations; they are checked again here so that
+/// an object stored before a rule existed gets a reason, not a panic.
+pub fn desired_binding(
+    spec: &PodIdentityBindingSpec,
+    owner: &Owner,
+    settings: &Settings,
+) -> Result<DesiredBinding, InvalidSpec> {
+    let mut problems = Vec::new();
+    let role = match (&spec.role, &spec.role_arn) {
+        (Some(role), None) => {
+            let policies = spec.policies.clone().unwrap_or_default();
+            match desired_role(
+                role,
+                &policies,
+                pod_identity_trust_policy(),
+                owner,
+                settings,
+            ) {
+                Ok(state) => Some(BindingRole::Created(state)),
+                Err(InvalidSpec(more)) => {
+                    problems.extend(more);
+                    None
+                }
+            }
+        }
+        (None, Some(arn)) => {
+            if spec.policies.is_some() {
+                problems.push(
+                    "spec.policies: policies apply only to a role the operator creates; with \
+                     spec.roleArn, attach policies to that role yourself"
+                        .to_string(),
+                );
+            }
+            match parse_role_arn("spec.roleArn", arn) {
+                Ok(parsed) if parsed.partition != settings.partition => {
+                    problems.push(format!(
+                        "spec.roleArn: {arn} is in partition {}, the cluster is in {}",
+                        parsed.partition, settings.partition
+                    ));
+                    None
+                }
+                // EKS takes only roles of the cluster's own account here;
+                // other accounts are reached through targetRoleArn.
+                Ok(parsed) if parsed.account != settings.account_id => {
+                    problems.push(format!(
+                        "spec.roleArn: {arn} is in account {}, but EKS Pod Identity needs a role in \
+                         the cluster's account {}; to reach another account, set spec.targetRoleArn \
+                         to the role there and spec.roleArn to a role in {}",
+                        parsed.account, settings.account_id, settings.account_id
+                    ));
+                    None
+                }
+                Ok(parsed) => Some(BindingRole::Existing(parsed)),
+                Err(e) => {
+                    problems.push(e.to_string());
+                    None
+                }
+            }
+        }
+        _ => {
+            problems.push(
+                "set exactly one of spec.role (a role the operator creates) or spec.roleArn \
+                 (an existing role)"
+                    .to_string(),
+            );
+            None
+        }
+    };
+    let target_role = match spec.target_role_arn.as_deref().filter(|t| !t.is_empty()) {
+        None => None,
+        Some(arn) => match parse_role_arn("spec.targetRoleArn", arn) {
+            Ok(parsed) if parsed.partition != settings.partition => {
+                problems.push(format!(
+                    "spec.targetRoleArn: {arn} is in partition {}, the cluster is in {}",
+                    parsed.partition, settings.partition
+                ));
+                None
+            }
+            Ok(parsed) => Some(parsed),
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        },
+    };
+    match role {
+        Some(role) if problems.is_empty() => Ok(DesiredBinding {
+            role,
+            target_role,
+            disable_session_tags: spec.disable_session_tags.unwrap_or(false),
+        }),
+        _ => Err(InvalidSpec(problems)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::trust::pod_identity_trust_policy;
     use serde_json::json;
     use std::time::Duration;
 
@@ -176,6 +289,7 @@ mod tests {
             issuer: "https://oidc.eks.us-east-1.amazonaws.com/id/ABC".into(),
             account_id: "123456789012".into(),
             partition: "aws".into(),
+            region: "us-east-1".into(),
             role_name_prefix: "k8s".into(),
             forced_role_path: None,
             forced_permissions_boundary: None,
@@ -408,6 +522,154 @@ mod tests {
             ..Default::default()
         };
         let err = desire(spec, PolicySpec::default()).expect_err("two problems");
+        assert_eq!(err.0.len(), 2, "{err}");
+    }
+
+    fn binding(role: Option<RoleSpec>, role_arn: Option<&str>) -> PodIdentityBindingSpec {
+        PodIdentityBindingSpec {
+            service_account_name: "web".into(),
+            role,
+            role_arn: role_arn.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    fn binding_owner() -> Owner {
+        Owner {
+            kind: "PodIdentityBinding".into(),
+            ..owner()
+        }
+    }
+
+    #[test]
+    fn a_created_binding_role_trusts_pod_identity_and_carries_the_policies() {
+        let mut spec = binding(Some(RoleSpec::default()), None);
+        spec.policies = Some(PolicySpec {
+            managed: vec!["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess".into()],
+            ..Default::default()
+        });
+        let desired = desired_binding(&spec, &binding_owner(), &settings()).expect("valid");
+        let BindingRole::Created(role) = desired.role else {
+            panic!("{:?}", desired.role)
+        };
+        assert_eq!(role.trust_policy, pod_identity_trust_policy());
+        assert_eq!(role.name, "k8s-prod-apps-web");
+        assert_eq!(
+            role.managed_policies,
+            BTreeSet::from(["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess".to_string()])
+        );
+        assert_eq!(
+            binding_owner().classify(&role.tags),
+            super::super::ownership::Ownership::Ours
+        );
+        assert!(!desired.disable_session_tags);
+        assert_eq!(desired.target_role, None);
+    }
+
+    #[test]
+    fn an_existing_role_and_a_cross_account_target_are_parsed() {
+        let mut spec = binding(None, Some("arn:aws:iam::123456789012:role/team/s3-reader"));
+        spec.target_role_arn = Some("arn:aws:iam::210987654321:role/data-reader".into());
+        spec.disable_session_tags = Some(true);
+        let desired = desired_binding(&spec, &binding_owner(), &settings()).expect("valid");
+        let BindingRole::Existing(arn) = &desired.role else {
+            panic!("{:?}", desired.role)
+        };
+        assert_eq!(
+            arn.to_string(),
+            "arn:aws:iam::123456789012:role/team/s3-reader"
+        );
+        assert_eq!(
+            desired.target_role.map(|t| t.account),
+            Some("210987654321".to_string())
+        );
+        assert!(desired.disable_session_tags);
+    }
+
+    #[test]
+    fn an_empty_target_role_means_none() {
+        let mut spec = binding(Some(RoleSpec::default()), None);
+        spec.target_role_arn = Some(String::new());
+        let desired = desired_binding(&spec, &binding_owner(), &settings()).expect("valid");
+        assert_eq!(desired.target_role, None);
+    }
+
+    #[test]
+    fn binding_specs_the_api_rules_miss_are_refused_with_the_field() {
+        let with_policies = PodIdentityBindingSpec {
+            policies: Some(PolicySpec::default()),
+            ..binding(None, Some("arn:aws:iam::123456789012:role/r"))
+        };
+        let cases = [
+            (binding(None, None), "exactly one"),
+            (
+                binding(
+                    Some(RoleSpec::default()),
+                    Some("arn:aws:iam::123456789012:role/r"),
+                ),
+                "exactly one",
+            ),
+            (with_policies, "spec.policies"),
+            (
+                binding(None, Some("arn:aws:iam::210987654321:role/r")),
+                "cluster's account 123456789012",
+            ),
+            (
+                binding(None, Some("arn:aws-cn:iam::123456789012:role/r")),
+                "partition aws-cn",
+            ),
+            (
+                binding(None, Some("arn:aws:iam::123:role/r")),
+                "spec.roleArn",
+            ),
+            (
+                PodIdentityBindingSpec {
+                    target_role_arn: Some("arn:aws:s3:::bucket".into()),
+                    ..binding(Some(RoleSpec::default()), None)
+                },
+                "spec.targetRoleArn",
+            ),
+            (
+                PodIdentityBindingSpec {
+                    target_role_arn: Some("arn:aws-us-gov:iam::210987654321:role/r".into()),
+                    ..binding(Some(RoleSpec::default()), None)
+                },
+                "spec.targetRoleArn",
+            ),
+            (
+                binding(
+                    Some(RoleSpec {
+                        max_session_duration_seconds: Some(60),
+                        ..Default::default()
+                    }),
+                    None,
+                ),
+                "spec.role.maxSessionDurationSeconds",
+            ),
+        ];
+        for (spec, expected) in cases {
+            let err = desired_binding(&spec, &binding_owner(), &settings())
+                .expect_err(&format!("refused: {spec:?}"));
+            assert!(
+                err.to_string().contains(expected),
+                "{expected} not in: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn binding_problems_are_reported_together() {
+        let spec = PodIdentityBindingSpec {
+            target_role_arn: Some("not-an-arn".into()),
+            ..binding(
+                Some(RoleSpec {
+                    path: Some("bad".into()),
+                    ..Default::default()
+                }),
+                None,
+            )
+        };
+        let err = desired_binding(&spec, &binding_owner(), &settings()).expect_err("invalid");
         assert_eq!(err.0.len(), 2, "{err}");
     }
 }

@@ -133,20 +133,31 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 /// `false` means the policy certainly does not admit Pod Identity; `true`
 /// means it does unless a condition says otherwise.
 pub fn trusts_pod_identity(doc: &PolicyDocument) -> bool {
-    POD_IDENTITY_ACTIONS.iter().all(|action| {
-        let allowed = doc.statements().any(|st| {
-            effect_is(st, "Allow")
-                && names_principal(st, "Service", POD_IDENTITY_SERVICE)
-                && covers_action(st, action)
-        });
-        let denied = doc.statements().any(|st| {
-            effect_is(st, "Deny")
-                && !st.contains_key("Condition")
-                && names_principal(st, "Service", POD_IDENTITY_SERVICE)
-                && covers_action(st, action)
-        });
-        allowed && !denied
-    })
+    pod_identity_trust_gaps(doc).is_empty()
+}
+
+/// The actions Pod Identity needs that this trust policy does not give the
+/// `pods.eks.amazonaws.com` principal, as [`trusts_pod_identity`] judges
+/// them; empty when it gives all.
+pub fn pod_identity_trust_gaps(doc: &PolicyDocument) -> Vec<&'static str> {
+    POD_IDENTITY_ACTIONS
+        .iter()
+        .copied()
+        .filter(|action| {
+            let allowed = doc.statements().any(|st| {
+                effect_is(st, "Allow")
+                    && names_principal(st, "Service", POD_IDENTITY_SERVICE)
+                    && covers_action(st, action)
+            });
+            let denied = doc.statements().any(|st| {
+                effect_is(st, "Deny")
+                    && !st.contains_key("Condition")
+                    && names_principal(st, "Service", POD_IDENTITY_SERVICE)
+                    && covers_action(st, action)
+            });
+            !allowed || denied
+        })
+        .collect()
 }
 
 /// Outcome of checking an IRSA trust policy for one ServiceAccount and
@@ -621,6 +632,23 @@ mod tests {
             r#"{"Statement":{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":"sts:AssumeRole"}}"#,
         );
         assert!(!trusts_pod_identity(&d));
+        assert_eq!(pod_identity_trust_gaps(&d), ["sts:TagSession"]);
+    }
+
+    #[test]
+    fn pod_identity_gaps_name_every_missing_action() {
+        let irsa_style = doc(
+            r#"{"Statement":{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::1:oidc-provider/x"},"Action":"sts:AssumeRoleWithWebIdentity"}}"#,
+        );
+        assert_eq!(
+            pod_identity_trust_gaps(&irsa_style),
+            ["sts:AssumeRole", "sts:TagSession"]
+        );
+        assert!(pod_identity_trust_gaps(&pod_identity_trust_policy()).is_empty());
+        let denied = doc(r#"{"Statement":[
+                {"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":"sts:*"},
+                {"Effect":"Deny","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#);
+        assert_eq!(pod_identity_trust_gaps(&denied), ["sts:AssumeRole"]);
     }
 
     #[test]

@@ -447,6 +447,16 @@ pub struct RoleArn {
     pub name: String,
 }
 
+impl std::fmt::Display for RoleArn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "arn:{}:iam::{}:role{}{}",
+            self.partition, self.account, self.path, self.name
+        )
+    }
+}
+
 const POLICY_ARN_EXPECTED: &str =
     "an IAM managed policy ARN like arn:aws:iam::123456789012:policy/my-policy";
 const BOUNDARY_ARN_EXPECTED: &str = "a permissions boundary (an IAM managed policy ARN like arn:aws:iam::123456789012:policy/boundary)";
@@ -1257,6 +1267,17 @@ mod tests {
         let root = parse_role_arn("x", "arn:aws-cn:iam::123456789012:role/r").expect("valid");
         assert_eq!(root.path, "/");
         assert_eq!(root.name, "r");
+    }
+
+    #[test]
+    fn role_arns_print_as_they_were_parsed() {
+        for text in [
+            "arn:aws:iam::123456789012:role/platform/s3-reader",
+            "arn:aws-cn:iam::123456789012:role/r",
+            "arn:aws-us-gov:iam::210987654321:role/a/b/c/name+=,.@_-",
+        ] {
+            assert_eq!(parse_role_arn("x", text).expect(text).to_string(), text);
+        }
     }
 
     #[test]

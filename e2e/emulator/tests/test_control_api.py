@@ -125,10 +125,12 @@ def test_reset_forgets_everything(emu: Emulator, cluster, role_arn):
     emu.ok(
         "PUT", "/faults", {"rules": [{"service": "eks", "operation": "ListClusters", "fault": "throttle"}]}
     )
+    emu.ok("PUT", "/propagation", {"roleVisibleToEksAfterMs": 5000})
 
     emu.ok("POST", "/reset")
 
     assert emu.ok("GET", "/faults")["rules"] == []
+    assert emu.ok("GET", "/propagation") == {"roleVisibleToEksAfterMs": 0}
     assert emu.calls() == []
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_role(RoleName=role_arn.rsplit("/", 1)[1])
@@ -139,7 +141,12 @@ def test_reset_forgets_everything(emu: Emulator, cluster, role_arn):
     # A cluster of the same name starts without the old associations.
     emu.ok("POST", "/clusters", {"name": cluster})
     assert eks.list_pod_identity_associations(clusterName=cluster)["associations"] == []
-    role_name = make_role(emu, "after-reset").rsplit("/", 1)[1]
+    new_role = make_role(emu, "after-reset")
+    # With the propagation delay gone, a brand-new role is usable at once.
+    eks.create_pod_identity_association(
+        clusterName=cluster, namespace="ns", serviceAccount="sa", roleArn=new_role
+    )
+    role_name = new_role.rsplit("/", 1)[1]
     iam.attach_role_policy(RoleName=role_name, PolicyArn=policy["Arn"])
     attached = iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [policy["Arn"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -158,6 +159,26 @@ def test_delay_then_serve(emu: Emulator):
     assert time.monotonic() - started >= 0.3
     (call,) = emu.calls()
     assert (call["operation"], call["status"], call["fault"]) == ("ListRoles", 200, "delay")
+
+
+def test_delay_counts_as_fired_while_the_request_is_in_flight(emu: Emulator):
+    # A test can wait for `fired` to know a delayed request has arrived and
+    # is being held, then act while it is still pending.
+    set_faults(emu, {"service": "iam", "operation": "ListRoles", "fault": "delay", "delayMs": 1500})
+    iam = emu.client("iam", **NO_RETRIES)
+    outcome: list[object] = []
+    worker = threading.Thread(target=lambda: outcome.append(iam.list_roles()), daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 1.0  # well inside the 1.5 s the request is held
+    while emu.ok("GET", "/faults")["rules"][0]["fired"] == 0:
+        assert time.monotonic() < deadline, "the delayed request was never counted"
+        time.sleep(0.02)
+    assert worker.is_alive() and outcome == []
+    assert emu.calls() == []  # the call log, unlike `fired`, records on response
+    worker.join(timeout=10)
+    assert len(outcome) == 1
+    assert emu.ok("GET", "/faults")["rules"][0]["fired"] == 1
+    assert [(c["operation"], c["fault"]) for c in emu.calls()] == [("ListRoles", "delay")]
 
 
 def test_rate_is_reproducible_with_a_seed(emu: Emulator):

@@ -14,21 +14,25 @@ OTHER_ROLE = "arn:aws:iam::123456789012:role/other"
 FOREIGN_TARGET = "arn:aws:iam::210987654321:role/target"
 
 
+START = 1_700_000_000.0
+
+
 class FakeDirectory:
     def __init__(self) -> None:
         self.clusters = {("123456789012", "us-east-1", "dev"): "dev#1"}
-        self.roles = {ROLE, OTHER_ROLE}
+        # role ARN -> creation time; these two are an hour old when tests start.
+        self.roles = {ROLE: START - 3600, OTHER_ROLE: START - 3600}
 
     def cluster_incarnation(self, scope: Scope, cluster: str) -> str | None:
         return self.clusters.get((scope.account_id, scope.region, cluster))
 
-    def role_exists(self, account_id: str, partition: str, role_arn: str) -> bool:
-        return role_arn in self.roles
+    def role_created_at(self, account_id: str, partition: str, role_arn: str) -> float | None:
+        return self.roles.get(role_arn)
 
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 1_700_000_000.0
+        self.now = START
 
     def __call__(self) -> float:
         return self.now
@@ -290,3 +294,58 @@ def test_tags_by_arn(store: PodIdentityStore):
     missing = arn.replace(assoc["associationId"], "a-00000000000000099")
     assert error_of(store.tags_of, SCOPE, missing).code == "NotFoundException"
     assert error_of(store.tag, SCOPE, arn, {"aws:reserved": "x"}).code == "BadRequestException"
+
+
+# -- IAM propagation delay -----------------------------------------------------
+
+NEW_ROLE = "arn:aws:iam::123456789012:role/new"
+
+
+def test_propagation_is_off_by_default(store: PodIdentityStore, directory: FakeDirectory, clock: Clock):
+    directory.roles[NEW_ROLE] = clock.now  # created this very instant
+    assert store.role_visible_after_ms == 0
+    assert create(store, roleArn=NEW_ROLE)["roleArn"] == NEW_ROLE
+
+
+def test_young_role_is_missing_until_the_window_ends(
+    store: PodIdentityStore, directory: FakeDirectory, clock: Clock
+):
+    store.set_role_visible_after_ms(300)
+    directory.roles[NEW_ROLE] = clock.now
+    clock.now += 0.299
+    err = error_of(create, store, roleArn=NEW_ROLE)
+    assert err.code == "InvalidParameterException"
+    assert err.message == "Role provided in the request does not exist"
+    clock.now += 0.001  # exactly 300 ms old: visible
+    assert create(store, roleArn=NEW_ROLE)["roleArn"] == NEW_ROLE
+
+
+def test_propagation_spares_older_roles(store: PodIdentityStore):
+    store.set_role_visible_after_ms(60_000)
+    assert create(store)["roleArn"] == ROLE  # an hour old
+
+
+def test_propagation_applies_to_update_and_same_account_targets(
+    store: PodIdentityStore, directory: FakeDirectory, clock: Clock
+):
+    assoc_id = create(store)["associationId"]
+    store.set_role_visible_after_ms(1000)
+    directory.roles[NEW_ROLE] = clock.now
+    for change in ({"roleArn": NEW_ROLE}, {"targetRoleArn": NEW_ROLE}):
+        assert error_of(store.update, SCOPE, "dev", assoc_id, change).code == "InvalidParameterException"
+    assert error_of(create, store, sa="other", targetRoleArn=NEW_ROLE).code == "InvalidParameterException"
+    # EKS cannot look into another account, so a foreign target never waits.
+    assert create(store, sa="foreign", targetRoleArn=FOREIGN_TARGET)["targetRoleArn"] == FOREIGN_TARGET
+    clock.now += 1
+    assert store.update(SCOPE, "dev", assoc_id, {"targetRoleArn": NEW_ROLE})["targetRoleArn"] == NEW_ROLE
+
+
+def test_reset_turns_propagation_off(store: PodIdentityStore):
+    store.set_role_visible_after_ms(500)
+    store.reset()
+    assert store.role_visible_after_ms == 0
+
+
+def test_negative_propagation_is_refused(store: PodIdentityStore):
+    with pytest.raises(ValueError):
+        store.set_role_visible_after_ms(-1)

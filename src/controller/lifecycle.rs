@@ -1,0 +1,164 @@
+//! What every kind's reconcile does around its own apply and cleanup: the
+//! watches, namespaces outside the watch list, the finalizer, sorting errors
+//! into terminal and transient, backoff, and the "older claim wins" rule for
+//! a ServiceAccount two objects of one kind name.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use super::{Context, Error, FINALIZER};
+use crate::policy::ownership::Owner;
+
+/// A kind the operator reconciles: one object binds one ServiceAccount in its
+/// namespace to an IAM role.
+pub trait ManagedKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: &'static str;
+
+    fn service_account_name(&self) -> String;
+
+    /// The cache of every object of this kind, filled once the controller
+    /// exists (it owns the reflector).
+    fn store(ctx: &Context) -> &OnceLock<Store<Self>>;
+
+    /// Makes AWS (and the ServiceAccount) match the spec and reports it.
+    fn apply(&self, ctx: &Context) -> impl Future<Output = Result<Action, Error>> + Send;
+
+    /// Undoes what `apply` made, as the deletion policy says.
+    fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<Action, Error>> + Send;
+}
+
+/// Runs the controller of `K` until shutdown.
+pub async fn run<K: ManagedKind>(
+    ctx: Arc<Context>,
+    api: Api<K>,
+    service_accounts: Api<ServiceAccount>,
+) {
+    let controller = Controller::new(api, watcher::Config::default());
+    let store = controller.store();
+    let _ = K::store(&ctx).set(store.clone());
+    controller
+        .watches(service_accounts, watcher::Config::default(), move |sa| {
+            claims_of(&store, &sa)
+        })
+        .shutdown_on_signal()
+        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile stream");
+            }
+        })
+        .await;
+}
+
+/// The objects that name this ServiceAccount, so that a deleted, recreated
+/// or edited ServiceAccount is looked at again at once.
+fn claims_of<K: ManagedKind>(store: &Store<K>, sa: &ServiceAccount) -> Vec<ObjectRef<K>> {
+    let (namespace, name) = (sa.namespace(), sa.name_any());
+    store
+        .state()
+        .iter()
+        .filter(|obj| obj.namespace() == namespace && obj.service_account_name() == name)
+        .map(|obj| ObjectRef::from_obj(obj.as_ref()))
+        .collect()
+}
+
+/// Who owns what `obj` creates in AWS, as the ownership tags say it.
+pub fn owner_of<K: ManagedKind>(obj: &K, ctx: &Context) -> Owner {
+    Owner {
+        cluster: ctx.settings.cluster_name.clone(),
+        kind: K::KIND.into(),
+        namespace: obj.namespace().unwrap_or_default(),
+        name: obj.name_any(),
+    }
+}
+
+/// The name of an older object of the same kind claiming the same
+/// ServiceAccount: that one wins, so the outcome does not depend on which
+/// reconcile ran first.
+pub fn older_claim<K: ManagedKind>(obj: &K, ctx: &Context) -> Option<String> {
+    let store = K::store(ctx).get()?;
+    let me = (obj.creation_timestamp(), obj.name_any());
+    store
+        .state()
+        .iter()
+        .filter(|other| {
+            other.namespace() == obj.namespace()
+                && other.name_any() != obj.name_any()
+                && other.service_account_name() == obj.service_account_name()
+                && other.meta().deletion_timestamp.is_none()
+        })
+        .filter(|other| (other.creation_timestamp(), other.name_any()) < me)
+        .map(|other| other.name_any())
+        .min()
+}
+
+fn backoff_key<K: ManagedKind>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::KIND,
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
+}
+
+async fn reconcile<K: ManagedKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    // Several watched namespaces are served by one cluster-wide watch; an
+    // object being deleted is still cleaned up, so nothing leaks in AWS.
+    if !ctx.settings.watches(&namespace) && obj.meta().deletion_timestamp.is_none() {
+        return Ok(Action::await_change());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    let span = tracing::info_span!("reconcile", kind = K::KIND, namespace = %namespace, name = %obj.name_any());
+    let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
+        match event {
+            Finalizer::Apply(obj) => obj.apply(&ctx).await,
+            Finalizer::Cleanup(obj) => obj.cleanup(&ctx).await,
+        }
+    })
+    .instrument(span)
+    .await;
+    let outcome = result.map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        kube::runtime::finalizer::Error::AddFinalizer(e)
+        | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
+        other => Error::Finalizer(other.to_string()),
+    });
+    match outcome {
+        Ok(action) => {
+            ctx.backoff.reset(&backoff_key(obj.as_ref()));
+            Ok(action)
+        }
+        Err(e) if !e.is_transient() => Ok(Action::requeue(e.requeue_after())),
+        Err(e) => Err(e),
+    }
+}
+
+fn error_policy<K: ManagedKind>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff.next_delay(&backoff_key(obj.as_ref()));
+    tracing::warn!(error = %error, label = error.metric_label(), retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
