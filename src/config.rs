@@ -62,7 +62,9 @@ pub struct Args {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub cluster_name: String,
-    pub issuer: String,
+    /// `None` when it could not be discovered: IRSA objects then report the
+    /// missing cluster instead of the operator refusing to start.
+    pub issuer: Option<String>,
     pub account_id: String,
     pub partition: String,
     pub region: String,
@@ -151,7 +153,7 @@ mod tests {
     fn empty_namespace_list_watches_everything() {
         let mut settings = Settings {
             cluster_name: "c".into(),
-            issuer: "https://i".into(),
+            issuer: Some("https://i".into()),
             account_id: "1".into(),
             partition: "aws".into(),
             region: "us-east-1".into(),

@@ -58,14 +58,29 @@ async fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("could not learn the AWS account (set --aws-account-id): {e}"))?,
     };
     let issuer = match args.oidc_issuer.clone() {
-        Some(issuer) => issuer,
-        None => identity::cluster_issuer(&aws, &args.cluster_name).await.map_err(|e| {
-            format!(
-                "could not read the OIDC issuer of EKS cluster {} in {region} ({e}); check --cluster-name \
-                 and the region, or give --oidc-issuer for a cluster that is not EKS",
-                args.cluster_name
-            )
-        })?,
+        Some(issuer) => Some(issuer),
+        None => match identity::cluster_issuer(&aws, &args.cluster_name).await {
+            Ok(issuer) => Some(issuer),
+            // Reported on every object as ClusterNotFound, where people look,
+            // rather than as a restart loop.
+            Err(e) if e.is_not_found() => {
+                tracing::error!(
+                    "EKS cluster {} not found in {region} ({e}); every object will report \
+                     ClusterNotFound. Check --cluster-name and the region, or give --oidc-issuer \
+                     for a cluster that is not EKS",
+                    args.cluster_name
+                );
+                None
+            }
+            Err(e) => {
+                return Err(format!(
+                    "could not read the OIDC issuer of EKS cluster {} in {region} ({e}); check \
+                     --cluster-name and the region, or give --oidc-issuer for a cluster that is \
+                     not EKS",
+                    args.cluster_name
+                ));
+            }
+        },
     };
     let settings = Settings {
         cluster_name: args.cluster_name.clone(),
@@ -79,7 +94,7 @@ async fn run(args: Args) -> Result<(), String> {
         resync: Duration::from_secs(args.resync_seconds),
         watch_namespaces: args.watch_namespaces.clone(),
     };
-    tracing::info!(cluster = %settings.cluster_name, %region, account = %settings.account_id, issuer = %settings.issuer, "starting");
+    tracing::info!(cluster = %settings.cluster_name, %region, account = %settings.account_id, issuer = ?settings.issuer, "starting");
 
     let client = kube::Client::try_default()
         .await

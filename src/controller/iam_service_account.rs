@@ -84,16 +84,17 @@ async fn sync(
     if let Err(e) = validate_audience("spec.audience", &audience) {
         return Err(InvalidSpec(vec![e.to_string()]).into());
     }
-    let provider_arn =
-        oidc_provider_arn(&settings.partition, &settings.account_id, &settings.issuer);
+    let Some(issuer) = settings.issuer.clone() else {
+        return Err(Error::ClusterNotFound {
+            cluster: settings.cluster_name.clone(),
+            region: settings.region.clone(),
+            detail: "its OIDC issuer could not be read at start; restart the operator once fixed"
+                .into(),
+        });
+    };
+    let provider_arn = oidc_provider_arn(&settings.partition, &settings.account_id, &issuer);
     learned.oidc_provider_arn = Some(provider_arn.clone());
-    let trust = irsa_trust_policy(
-        &provider_arn,
-        &settings.issuer,
-        &namespace,
-        &sa_name,
-        &audience,
-    );
+    let trust = irsa_trust_policy(&provider_arn, &issuer, &namespace, &sa_name, &audience);
     let desired = desired_role(&isa.spec.role, &isa.spec.policies, trust, &owner, settings)?;
 
     if let Some(winner) = older_claim(isa, ctx) {
@@ -108,7 +109,7 @@ async fn sync(
     match ctx.iam.oidc_provider_audiences(&provider_arn).await? {
         None => {
             return Err(Error::OidcProviderNotFound {
-                issuer: settings.issuer.clone(),
+                issuer,
                 provider_arn,
                 audience,
                 cluster: settings.cluster_name.clone(),
@@ -175,7 +176,15 @@ async fn sync(
             detail,
         }) => {
             let detail = if detail.is_empty() {
-                foreign_role_detail(ctx, &found, &namespace, &service_account, &audience).await
+                foreign_role_detail(
+                    ctx,
+                    &issuer,
+                    &found,
+                    &namespace,
+                    &service_account,
+                    &audience,
+                )
+                .await
             } else {
                 detail
             };
@@ -210,6 +219,7 @@ fn annotation_manager(isa: &IamServiceAccount) -> String {
 /// read from that role's trust policy; empty when it cannot be read.
 async fn foreign_role_detail(
     ctx: &Context,
+    issuer: &str,
     role_arn: &str,
     namespace: &str,
     sa: &str,
@@ -225,23 +235,14 @@ async fn foreign_role_detail(
         );
     }
     let role_name = arn.name.as_str();
-    let provider = oidc_provider_arn(
-        &ctx.settings.partition,
-        &ctx.settings.account_id,
-        &ctx.settings.issuer,
-    );
+    let provider = oidc_provider_arn(&ctx.settings.partition, &ctx.settings.account_id, issuer);
     match ctx.iam.role_summary(role_name).await {
         Ok(Some(crate::aws::iam::RoleSummary {
             trust_policy: Some(trust),
             ..
         })) => {
             let verdict = crate::policy::trust::irsa_trust_admits(
-                &trust,
-                &provider,
-                &ctx.settings.issuer,
-                namespace,
-                sa,
-                audience,
+                &trust, &provider, issuer, namespace, sa, audience,
             );
             if verdict.is_admitted() {
                 "(that role does trust this ServiceAccount, but it is not the role this object manages)".into()

@@ -19,10 +19,12 @@ use crate::api::conditions::reason;
 use crate::api::{PodIdentityBinding, PodIdentityBindingStatus};
 use crate::aws::AwsError;
 use crate::policy::association_plan::{
-    DesiredAssociation, ObservedAssociation, plan_association, plan_association_removal,
+    AssociationAction, DesiredAssociation, ObservedAssociation, plan_association,
+    plan_association_removal,
 };
 use crate::policy::desire::{BindingRole, DesiredBinding, desired_binding, desired_role_name};
 use crate::policy::ownership::Owner;
+use crate::policy::role_plan::RoleState;
 use crate::policy::trust::pod_identity_trust_gaps;
 use crate::policy::validate::RoleArn;
 
@@ -79,6 +81,13 @@ struct BoundRole {
     created: Option<SystemTime>,
 }
 
+/// Where the role comes from: made by the operator (not yet synced), or an
+/// existing one already read.
+enum RoleSource<'a> {
+    Created(&'a RoleState),
+    Existing(BoundRole),
+}
+
 /// Status fields the reconcile learned, written with the outcome; `None`
 /// keeps what status says.
 #[derive(Default)]
@@ -117,22 +126,40 @@ async fn sync(
     }
     ensure_cluster(ctx).await?;
 
-    let role = match &desired.role {
-        BindingRole::Created(state) => {
+    // Everything that can refuse is read before anything is written: a
+    // foreign association or a bad existing role leaves AWS untouched.
+    let source = match &desired.role {
+        BindingRole::Existing(arn) => RoleSource::Existing(existing_role(ctx, arn).await?),
+        BindingRole::Created(state) => RoleSource::Created(state),
+    };
+    let role_arn = match &source {
+        RoleSource::Existing(role) => role.arn.clone(),
+        RoleSource::Created(state) => created_role_arn(&ctx.settings, state),
+    };
+    if let Some(target) = &desired.target_role {
+        check_target_role(ctx, target).await?;
+    }
+    let planned = plan_for(ctx, pib, &owner, &desired, &role_arn).await?;
+
+    let role = match source {
+        RoleSource::Existing(role) => role,
+        RoleSource::Created(state) => {
             let synced = sync_role(ctx, &object, state, &owner).await?;
             BoundRole {
                 arn: synced.arn,
                 created: synced.created,
             }
         }
-        BindingRole::Existing(arn) => existing_role(ctx, arn).await?,
     };
     learned.role_arn = Some(role.arn.clone());
-    if let Some(target) = &desired.target_role {
-        check_target_role(ctx, target).await?;
+    if role.arn != role_arn {
+        return Err(Error::Finalizer(format!(
+            "IAM named the role {} where {role_arn} was expected",
+            role.arn
+        )));
     }
 
-    let association = sync_association(ctx, pib, &object, &owner, &desired, &role).await?;
+    let association = apply_association_plan(ctx, pib, &object, &owner, planned, &role).await?;
     let association_id = association.association_id.clone();
     learned.association = Some(association);
 
@@ -241,16 +268,32 @@ async fn check_target_role(ctx: &Context, target: &RoleArn) -> Result<(), Error>
     }
 }
 
-/// Makes the ServiceAccount's association match, and removes the one an
-/// earlier ServiceAccount name had. Returns the association as EKS has it.
-async fn sync_association(
+/// The ARN IAM gives a role made from `state`: known before it exists, so
+/// associations can be judged before the role is created.
+fn created_role_arn(settings: &crate::config::Settings, state: &RoleState) -> String {
+    RoleArn {
+        partition: settings.partition.clone(),
+        account: settings.account_id.clone(),
+        path: state.path.clone(),
+        name: state.name.clone(),
+    }
+    .to_string()
+}
+
+/// What the association calls will be, and the ServiceAccount's current
+/// association; only reads. Refuses an association someone else made.
+struct AssociationPlan {
+    actions: Vec<AssociationAction>,
+    current: Option<ObservedAssociation>,
+}
+
+async fn plan_for(
     ctx: &Context,
     pib: &PodIdentityBinding,
-    object: &ObjectReference,
     owner: &Owner,
     desired: &DesiredBinding,
-    role: &BoundRole,
-) -> Result<ObservedAssociation, Error> {
+    role_arn: &str,
+) -> Result<AssociationPlan, Error> {
     let cluster = &ctx.settings.cluster_name;
     let namespace = &owner.namespace;
     let sa_name = &pib.spec.service_account_name;
@@ -265,7 +308,7 @@ async fn sync_association(
     let want = DesiredAssociation {
         namespace: namespace.clone(),
         service_account: sa_name.clone(),
-        role_arn: role.arn.clone(),
+        role_arn: role_arn.to_string(),
         target_role_arn: desired.target_role.as_ref().map(ToString::to_string),
         disable_session_tags: desired.disable_session_tags,
         tags: owner.tags(),
@@ -275,11 +318,26 @@ async fn sync_association(
             pib.meta().generation.unwrap_or_default()
         ),
     };
-    let plan = plan_association(&want, &found, owner, Some(&role.arn))?;
-    let mut current = found
+    let actions = plan_association(&want, &found, owner, Some(role_arn))?;
+    let current = found
         .into_iter()
         .find(|a| a.namespace == *namespace && a.service_account == *sa_name);
-    for action in &plan {
+    Ok(AssociationPlan { actions, current })
+}
+
+/// Runs the planned association calls, then removes the association an
+/// earlier ServiceAccount name had. Returns the association as EKS has it.
+async fn apply_association_plan(
+    ctx: &Context,
+    pib: &PodIdentityBinding,
+    object: &ObjectReference,
+    owner: &Owner,
+    plan: AssociationPlan,
+    role: &BoundRole,
+) -> Result<ObservedAssociation, Error> {
+    let cluster = &ctx.settings.cluster_name;
+    let mut current = plan.current;
+    for action in &plan.actions {
         tracing::info!(operation = action.operation(), "applying");
         match ctx.eks.apply(cluster, action).await {
             Ok(Some(after)) => current = Some(after),
@@ -299,7 +357,8 @@ async fn sync_association(
     }
     let current = current.ok_or_else(|| {
         Error::Finalizer(format!(
-            "no Pod Identity association for ServiceAccount {sa_name} after the sync"
+            "no Pod Identity association for ServiceAccount {} after the sync",
+            pib.spec.service_account_name
         ))
     })?;
 

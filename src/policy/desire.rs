@@ -286,7 +286,7 @@ mod tests {
     fn settings() -> Settings {
         Settings {
             cluster_name: "prod".into(),
-            issuer: "https://oidc.eks.us-east-1.amazonaws.com/id/ABC".into(),
+            issuer: Some("https://oidc.eks.us-east-1.amazonaws.com/id/ABC".into()),
             account_id: "123456789012".into(),
             partition: "aws".into(),
             region: "us-east-1".into(),

@@ -217,6 +217,29 @@ impl Emulator {
             .call()
             .expect("DELETE faults");
     }
+
+    /// How often each fault rule has fired; a delayed request counts as
+    /// soon as it arrives, while it is still in flight.
+    pub fn faults_fired(&self) -> Vec<u64> {
+        let body: Value = ureq::get(format!("{}/_emulator/faults", self.url))
+            .call()
+            .expect("GET faults")
+            .body_mut()
+            .read_json()
+            .expect("faults JSON");
+        body["rules"]
+            .as_array()
+            .map(|rules| rules.iter().filter_map(|r| r["fired"].as_u64()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Makes a new IAM role invisible to EKS for `ms` milliseconds, as IAM
+    /// propagation does.
+    pub fn set_propagation_delay(&self, ms: u64) {
+        ureq::put(format!("{}/_emulator/propagation", self.url))
+            .send_json(serde_json::json!({ "roleVisibleToEksAfterMs": ms }))
+            .expect("PUT propagation");
+    }
 }
 
 /// IAM calls that change something (everything but reads).

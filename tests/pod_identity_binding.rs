@@ -1,0 +1,639 @@
+//! PodIdentityBinding end to end: the operator binary against the real
+//! kube-apiserver and the AWS emulator's EKS Pod Identity, driven with
+//! kubectl.
+//!
+//! Every test here holds `SERIAL`: EKS calls in the emulator's log carry the
+//! cluster, not the namespace, so counting one test's calls needs the others
+//! quiet. Each test deletes its objects before it lets go.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aws_sdk_eks::types::PodIdentityAssociation;
+use iam_operator::policy::{PolicyDocument, pod_identity_trust_policy};
+use serde_json::{Value, json};
+use support::operator::{ensure_operator, eventually};
+use support::{Call, Harness, harness, is_write};
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const ACCOUNT: &str = "123456789012";
+
+fn setup() -> Option<&'static Harness> {
+    let h = harness()?;
+    ensure_operator(h, &[]);
+    Some(h)
+}
+
+struct Aws {
+    iam: aws_sdk_iam::Client,
+    eks: aws_sdk_eks::Client,
+}
+
+async fn aws(h: &Harness) -> Aws {
+    let config = h.aws_config().await;
+    Aws {
+        iam: aws_sdk_iam::Client::new(&config),
+        eks: aws_sdk_eks::Client::new(&config),
+    }
+}
+
+fn status(h: &Harness, ns: &str, name: &str) -> Value {
+    h.kubectl_json(&["get", "pib", name, "-n", ns])["status"].clone()
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_string()
+}
+
+fn ready_message(h: &Harness, ns: &str, name: &str) -> String {
+    text(&status(h, ns, name)["conditions"][0]["message"])
+}
+
+/// The associations of one ServiceAccount, described.
+async fn associations(h: &Harness, aws: &Aws, ns: &str, sa: &str) -> Vec<PodIdentityAssociation> {
+    let listed = aws
+        .eks
+        .list_pod_identity_associations()
+        .cluster_name(&h.cluster_name)
+        .namespace(ns)
+        .service_account(sa)
+        .send()
+        .await
+        .expect("ListPodIdentityAssociations");
+    let mut described = Vec::new();
+    for summary in listed.associations() {
+        let output = aws
+            .eks
+            .describe_pod_identity_association()
+            .cluster_name(&h.cluster_name)
+            .association_id(summary.association_id().expect("id"))
+            .send()
+            .await
+            .expect("DescribePodIdentityAssociation");
+        described.extend(output.association);
+    }
+    described
+}
+
+async fn the_association(h: &Harness, aws: &Aws, ns: &str, sa: &str) -> PodIdentityAssociation {
+    let mut found = associations(h, aws, ns, sa).await;
+    assert_eq!(found.len(), 1, "{ns}/{sa}: {found:?}");
+    found.remove(0)
+}
+
+async fn role_exists(aws: &Aws, name: &str) -> bool {
+    match aws.iam.get_role().role_name(name).send().await {
+        Ok(_) => true,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_no_such_entity_exception()) =>
+        {
+            false
+        }
+        Err(e) => panic!("GetRole {name}: {e:?}"),
+    }
+}
+
+/// A role made outside the operator, as Terraform or another team would.
+async fn make_role(aws: &Aws, name: &str, trust: &PolicyDocument) -> String {
+    aws.iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust.to_json())
+        .send()
+        .await
+        .expect("CreateRole")
+        .role
+        .expect("role")
+        .arn()
+        .to_string()
+}
+
+fn ops(calls: &[Call]) -> Vec<&str> {
+    calls.iter().map(|c| c.operation.as_str()).collect()
+}
+
+fn writes(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| is_write(c))
+        .map(|c| c.operation.clone())
+        .collect()
+}
+
+fn count(calls: &[Call], operation: &str) -> usize {
+    calls.iter().filter(|c| c.operation == operation).count()
+}
+
+/// Triggers a reconcile (an annotation does not bump the generation) and
+/// waits until the operator has listed the associations again.
+fn resync(h: &Harness, ns: &str, name: &str, round: u32) {
+    let emulator = h.emulator();
+    let mark = emulator.mark();
+    h.kubectl(&[
+        "annotate",
+        "--overwrite",
+        "pib",
+        name,
+        "-n",
+        ns,
+        &format!("test/resync={round}"),
+    ]);
+    eventually(
+        "a resync listing associations",
+        Duration::from_secs(60),
+        || {
+            emulator
+                .calls_since(mark)
+                .iter()
+                .any(|c| c.operation == "ListPodIdentityAssociations")
+                .then_some(())
+        },
+    );
+}
+
+fn patch(h: &Harness, ns: &str, name: &str, patch: Value) {
+    h.kubectl(&[
+        "patch",
+        "pib",
+        name,
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+}
+
+/// Waits until the object is Ready for its current generation.
+fn wait_synced_generation(h: &Harness, ns: &str, name: &str) {
+    eventually(
+        "Ready at the new generation",
+        Duration::from_secs(60),
+        || {
+            let object = h.kubectl_json(&["get", "pib", name, "-n", ns]);
+            let generation = object["metadata"]["generation"].as_i64();
+            let condition = &object["status"]["conditions"][0];
+            (condition["reason"] == "Synced"
+                && condition["observedGeneration"].as_i64() == generation)
+                .then_some(())
+        },
+    );
+}
+
+fn delete(h: &Harness, ns: &str, resource: &str) {
+    h.kubectl(&["delete", resource, "-n", ns, "--timeout=90s"]);
+}
+
+#[tokio::test]
+async fn example_creates_role_and_association_resyncs_without_writes_and_deletes_in_order() {
+    let Some(h) = setup() else { return };
+    let _serial = SERIAL.lock().await;
+    let aws = aws(h).await;
+    let ns = h.fresh_namespace("pib-example");
+    let example =
+        std::fs::read_to_string(support::repo_dir().join("examples/pod-identity-basic.yaml"))
+            .expect("example");
+    let emulator = h.emulator();
+    let mark = emulator.mark();
+    h.apply(&ns, &example);
+    h.wait_ready("pib/s3-reader", &ns);
+
+    let status = status(h, &ns, "s3-reader");
+    let role = text(&status["roleName"]);
+    assert_eq!(role, format!("iam-operator-local-{ns}-s3-reader"));
+    assert_eq!(
+        text(&status["roleArn"]),
+        format!("arn:aws:iam::{ACCOUNT}:role/{role}")
+    );
+    assert_eq!(status["observedGeneration"], 1);
+    let created = aws
+        .iam
+        .get_role()
+        .role_name(&role)
+        .send()
+        .await
+        .expect("GetRole")
+        .role
+        .expect("role");
+    let trust = PolicyDocument::parse(created.assume_role_policy_document().expect("trust"))
+        .expect("trust parses");
+    assert_eq!(trust, pod_identity_trust_policy());
+    let attached: BTreeSet<String> = aws
+        .iam
+        .list_attached_role_policies()
+        .role_name(&role)
+        .send()
+        .await
+        .expect("ListAttachedRolePolicies")
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_string))
+        .collect();
+    assert_eq!(
+        attached,
+        BTreeSet::from(["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess".to_string()])
+    );
+
+    let association = the_association(h, &aws, &ns, "s3-reader").await;
+    assert_eq!(association.role_arn(), status["roleArn"].as_str());
+    assert_eq!(
+        association.association_id(),
+        status["associationId"].as_str()
+    );
+    assert_eq!(
+        association.association_arn(),
+        status["associationArn"].as_str()
+    );
+    assert_eq!(association.disable_session_tags(), Some(false));
+    let tags = association.tags().expect("tags");
+    assert_eq!(
+        tags.get("iam-operator.io/kind").map(String::as_str),
+        Some("PodIdentityBinding")
+    );
+    assert_eq!(tags.get("iam-operator.io/namespace"), Some(&ns), "{tags:?}");
+
+    let calls = emulator.calls_since(mark);
+    assert_eq!(
+        writes(&calls),
+        [
+            "CreateRole",
+            "AttachRolePolicy",
+            "CreatePodIdentityAssociation"
+        ],
+        "{:?}",
+        ops(&calls)
+    );
+    eprintln!(
+        "figures: AWS calls for one create: {} ({} writes): {:?}",
+        calls.len(),
+        writes(&calls).len(),
+        ops(&calls)
+    );
+
+    // A resync in sync writes nothing, in AWS or in Kubernetes.
+    let mark = emulator.mark();
+    let audit = h.audit_mark();
+    resync(h, &ns, "s3-reader", 1);
+    resync(h, &ns, "s3-reader", 2);
+    let calls = emulator.calls_since(mark);
+    assert!(writes(&calls).is_empty(), "{:?}", ops(&calls));
+    assert_eq!(
+        h.writes_since(audit, "iam-operator", &ns),
+        Vec::<String>::new()
+    );
+
+    // Deletion: the association, then the policy, then the role.
+    let mark = emulator.mark();
+    delete(h, &ns, "pib/s3-reader");
+    let calls = emulator.calls_since(mark);
+    let written = writes(&calls);
+    assert_eq!(
+        written,
+        [
+            "DeletePodIdentityAssociation",
+            "DetachRolePolicy",
+            "DeleteRole"
+        ],
+        "{:?}",
+        ops(&calls)
+    );
+    assert!(associations(h, &aws, &ns, "s3-reader").await.is_empty());
+    assert!(!role_exists(&aws, &role).await);
+}
+
+#[tokio::test]
+async fn changes_update_the_association_in_place_and_a_new_service_account_recreates_it() {
+    let Some(h) = setup() else { return };
+    let _serial = SERIAL.lock().await;
+    let aws = aws(h).await;
+    let ns = h.fresh_namespace("pib-update");
+    let emulator = h.emulator();
+    h.apply(
+        &ns,
+        r#"
+apiVersion: iam-operator.io/v1alpha1
+kind: PodIdentityBinding
+metadata: {name: app}
+spec:
+  serviceAccountName: app-a
+  role: {}
+"#,
+    );
+    h.wait_ready("pib/app", &ns);
+    let first = the_association(h, &aws, &ns, "app-a").await;
+    let id = first.association_id().expect("id").to_string();
+    let created_role = text(&status(h, &ns, "app")["roleName"]);
+
+    // Each change is one UpdatePodIdentityAssociation on the same association.
+    let existing_name = format!("existing-{ns}");
+    let existing_arn = make_role(&aws, &existing_name, &pod_identity_trust_policy()).await;
+    let target = "arn:aws:iam::210987654321:role/shared-reader";
+    let changes = [
+        (
+            "session tags",
+            json!({"spec": {"disableSessionTags": true}}),
+        ),
+        ("target role", json!({"spec": {"targetRoleArn": target}})),
+        (
+            "role",
+            json!({"spec": {"role": null, "roleArn": existing_arn}}),
+        ),
+    ];
+    for (what, change) in changes {
+        let mark = emulator.mark();
+        patch(h, &ns, "app", change);
+        wait_synced_generation(h, &ns, "app");
+        let calls = emulator.calls_since(mark);
+        assert_eq!(
+            count(&calls, "UpdatePodIdentityAssociation"),
+            1,
+            "{what}: {:?}",
+            ops(&calls)
+        );
+        assert_eq!(count(&calls, "CreatePodIdentityAssociation"), 0, "{what}");
+        assert_eq!(count(&calls, "DeletePodIdentityAssociation"), 0, "{what}");
+    }
+    let updated = the_association(h, &aws, &ns, "app-a").await;
+    assert_eq!(updated.association_id(), Some(id.as_str()));
+    assert_eq!(updated.disable_session_tags(), Some(true));
+    assert_eq!(updated.target_role_arn(), Some(target));
+    assert_eq!(updated.role_arn(), Some(existing_arn.as_str()));
+    // The role the operator made is gone once nothing points at it; the
+    // existing one is the status's role now, and not the operator's to own.
+    assert!(!role_exists(&aws, &created_role).await);
+    let status_now = status(h, &ns, "app");
+    assert_eq!(text(&status_now["roleArn"]), existing_arn);
+    assert!(status_now.get("roleName").is_none(), "{status_now}");
+
+    // Another ServiceAccount: a new association, then the old one goes.
+    let mark = emulator.mark();
+    patch(
+        h,
+        &ns,
+        "app",
+        json!({"spec": {"serviceAccountName": "app-b"}}),
+    );
+    wait_synced_generation(h, &ns, "app");
+    let calls = emulator.calls_since(mark);
+    let order: Vec<String> = writes(&calls);
+    assert_eq!(
+        order,
+        [
+            "CreatePodIdentityAssociation",
+            "DeletePodIdentityAssociation"
+        ],
+        "{:?}",
+        ops(&calls)
+    );
+    assert!(associations(h, &aws, &ns, "app-a").await.is_empty());
+    let moved = the_association(h, &aws, &ns, "app-b").await;
+    assert_ne!(moved.association_id(), Some(id.as_str()));
+    assert_eq!(
+        moved.association_id(),
+        status(h, &ns, "app")["associationId"].as_str()
+    );
+    assert_eq!(moved.target_role_arn(), Some(target));
+
+    // Deleting removes the association and leaves the existing role alone.
+    delete(h, &ns, "pib/app");
+    assert!(associations(h, &aws, &ns, "app-b").await.is_empty());
+    assert!(role_exists(&aws, &existing_name).await);
+}
+
+#[tokio::test]
+async fn an_association_someone_else_made_is_a_conflict_and_is_never_touched() {
+    let Some(h) = setup() else { return };
+    let _serial = SERIAL.lock().await;
+    let aws = aws(h).await;
+    let ns = h.fresh_namespace("pib-foreign");
+    let emulator = h.emulator();
+    let theirs = make_role(&aws, &format!("theirs-{ns}"), &pod_identity_trust_policy()).await;
+    let foreign = aws
+        .eks
+        .create_pod_identity_association()
+        .cluster_name(&h.cluster_name)
+        .namespace(&ns)
+        .service_account("taken")
+        .role_arn(&theirs)
+        .send()
+        .await
+        .expect("CreatePodIdentityAssociation")
+        .association
+        .expect("association");
+
+    let mark = emulator.mark();
+    h.apply(
+        &ns,
+        r#"
+apiVersion: iam-operator.io/v1alpha1
+kind: PodIdentityBinding
+metadata: {name: mine}
+spec:
+  serviceAccountName: taken
+  role: {}
+  policies:
+    managed: [arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess]
+"#,
+    );
+    h.wait_for_reason("pib/mine", &ns, "AssociationConflict");
+    let message = ready_message(h, &ns, "mine");
+    assert!(
+        message.contains(foreign.association_id().expect("id")),
+        "{message}"
+    );
+    assert!(
+        message.contains("delete-pod-identity-association"),
+        "{message}"
+    );
+    resync(h, &ns, "mine", 1);
+    let calls = emulator.calls_since(mark);
+    assert!(writes(&calls).is_empty(), "{:?}", ops(&calls));
+    let still = the_association(h, &aws, &ns, "taken").await;
+    assert_eq!(still.role_arn(), Some(theirs.as_str()));
+
+    // Deleting the refused object touches the foreign association neither.
+    delete(h, &ns, "pib/mine");
+    assert_eq!(
+        the_association(h, &aws, &ns, "taken")
+            .await
+            .association_id(),
+        foreign.association_id()
+    );
+}
+
+#[tokio::test]
+async fn an_existing_role_must_exist_and_trust_pod_identity() {
+    let Some(h) = setup() else { return };
+    let _serial = SERIAL.lock().await;
+    let aws = aws(h).await;
+    let ns = h.fresh_namespace("pib-existing");
+    let emulator = h.emulator();
+    let name = format!("billing-{ns}");
+    let ec2_only = PolicyDocument::parse(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+    )
+    .expect("policy");
+    let arn = make_role(&aws, &name, &ec2_only).await;
+
+    let mark = emulator.mark();
+    let binding = |role_arn: &str| {
+        format!(
+            "apiVersion: iam-operator.io/v1alpha1\nkind: PodIdentityBinding\nmetadata: {{name: billing}}\nspec:\n  serviceAccountName: billing\n  roleArn: {role_arn}\n"
+        )
+    };
+    h.apply(
+        &ns,
+        &binding(&format!("arn:aws:iam::{ACCOUNT}:role/missing-{ns}")),
+    );
+    h.wait_for_reason("pib/billing", &ns, "RoleNotFound");
+    h.apply(&ns, &binding(&arn));
+    h.wait_for_reason("pib/billing", &ns, "RoleDoesNotTrustPodIdentity");
+    let message = ready_message(h, &ns, "billing");
+    assert!(
+        message.contains("pods.eks.amazonaws.com to sts:AssumeRole and sts:TagSession"),
+        "{message}"
+    );
+    let calls = emulator.calls_since(mark);
+    assert!(writes(&calls).is_empty(), "{:?}", ops(&calls));
+    assert!(associations(h, &aws, &ns, "billing").await.is_empty());
+
+    // Fixed outside Kubernetes, noticed on the next look.
+    aws.iam
+        .update_assume_role_policy()
+        .role_name(&name)
+        .policy_document(pod_identity_trust_policy().to_json())
+        .send()
+        .await
+        .expect("UpdateAssumeRolePolicy");
+    resync(h, &ns, "billing", 1);
+    h.wait_ready("pib/billing", &ns);
+    assert_eq!(
+        the_association(h, &aws, &ns, "billing").await.role_arn(),
+        Some(arn.as_str())
+    );
+
+    delete(h, &ns, "pib/billing");
+    assert!(associations(h, &aws, &ns, "billing").await.is_empty());
+    let kept = aws
+        .iam
+        .get_role()
+        .role_name(&name)
+        .send()
+        .await
+        .expect("the existing role is kept")
+        .role
+        .expect("role");
+    assert!(
+        kept.tags().is_empty(),
+        "the operator tagged a role it does not own: {:?}",
+        kept.tags()
+    );
+}
+
+#[tokio::test]
+async fn an_irsa_annotation_on_the_service_account_is_warned_about_until_removed() {
+    let Some(h) = setup() else { return };
+    let _serial = SERIAL.lock().await;
+    let aws = aws(h).await;
+    let ns = h.fresh_namespace("pib-irsa");
+    let irsa_role = format!("arn:aws:iam::{ACCOUNT}:role/old-irsa-role");
+    h.apply(
+        &ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: worker
+  annotations: {{eks.amazonaws.com/role-arn: "{irsa_role}"}}
+---
+apiVersion: iam-operator.io/v1alpha1
+kind: PodIdentityBinding
+metadata: {{name: worker}}
+spec:
+  serviceAccountName: worker
+  role: {{}}
+"#
+        ),
+    );
+    h.wait_for_reason("pib/worker", &ns, "IRSARoleTakesPrecedence");
+    let message = ready_message(h, &ns, "worker");
+    assert!(message.contains(&irsa_role), "{message}");
+    assert!(
+        message
+            .contains("web identity credentials (IRSA) before the container credential provider"),
+        "{message}"
+    );
+    let events = h.kubectl_json(&[
+        "get",
+        "events",
+        "-n",
+        &ns,
+        "--field-selector",
+        "reason=IRSARoleTakesPrecedence",
+    ]);
+    let items = events["items"].as_array().expect("events");
+    assert!(items.iter().any(|e| e["type"] == "Warning"), "{events}");
+    // The association is made anyway: removing the annotation is the switch.
+    let association = the_association(h, &aws, &ns, "worker").await;
+
+    h.kubectl(&[
+        "annotate",
+        "serviceaccount",
+        "worker",
+        "-n",
+        &ns,
+        "eks.amazonaws.com/role-arn-",
+    ]);
+    h.wait_ready("pib/worker", &ns);
+    assert_eq!(
+        the_association(h, &aws, &ns, "worker")
+            .await
+            .association_id(),
+        association.association_id()
+    );
+    delete(h, &ns, "pib/worker");
+}
+
+#[tokio::test]
+async fn the_older_of_two_bindings_for_one_service_account_wins() {
+    let Some(h) = setup() else { return };
+    let _serial = SERIAL.lock().await;
+    let aws = aws(h).await;
+    let ns = h.fresh_namespace("pib-claims");
+    let binding = |name: &str| {
+        format!(
+            "apiVersion: iam-operator.io/v1alpha1\nkind: PodIdentityBinding\nmetadata: {{name: {name}}}\nspec:\n  serviceAccountName: shared\n  role: {{}}\n"
+        )
+    };
+    h.apply(&ns, &binding("first"));
+    h.wait_ready("pib/first", &ns);
+    h.apply(&ns, &binding("second"));
+    h.wait_for_reason("pib/second", &ns, "ServiceAccountConflict");
+    assert!(
+        ready_message(h, &ns, "second").contains("PodIdentityBinding first"),
+        "{}",
+        ready_message(h, &ns, "second")
+    );
+    let association = the_association(h, &aws, &ns, "shared").await;
+    assert_eq!(
+        association.association_id(),
+        status(h, &ns, "first")["associationId"].as_str()
+    );
+    // The loser made nothing, so deleting it removes nothing of the winner's.
+    let second_role = format!("iam-operator-local-{ns}-second");
+    assert!(!role_exists(&aws, &second_role).await);
+    delete(h, &ns, "pib/second");
+    assert_eq!(
+        the_association(h, &aws, &ns, "shared")
+            .await
+            .association_id(),
+        association.association_id()
+    );
+    delete(h, &ns, "pib/first");
+    assert!(associations(h, &aws, &ns, "shared").await.is_empty());
+}
