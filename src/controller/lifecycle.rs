@@ -12,8 +12,8 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -55,10 +55,24 @@ pub async fn run<K: ManagedKind>(
     api: Api<K>,
     service_accounts: Api<ServiceAccount>,
 ) {
-    let controller = Controller::new(api, watcher::Config::default());
-    let store = controller.store();
+    let (store, writer) = reflector::store();
+    // Status writes (the operator's own) and other changes that leave spec,
+    // finalizers, annotations and deletion alone call for no reconcile: each
+    // would only read AWS again. Annotations pass so that `kubectl annotate`
+    // can ask for one.
+    let changes = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::finalizers)
+                .combine(predicates::annotations)
+                .combine(deletion_requested::<K>),
+            PredicateConfig::default(),
+        );
     let _ = K::store(&ctx).set(store.clone());
-    controller
+    Controller::for_stream(changes, store.clone())
         .watches(service_accounts, watcher::Config::default(), move |sa| {
             claims_of(&store, &sa)
         })
@@ -70,6 +84,10 @@ pub async fn run<K: ManagedKind>(
             }
         })
         .await;
+}
+
+fn deletion_requested<K: Resource>(obj: &K) -> Option<u64> {
+    obj.meta().deletion_timestamp.as_ref().map(|_| 1)
 }
 
 /// The objects that name this ServiceAccount, so that a deleted, recreated
