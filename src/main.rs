@@ -8,7 +8,6 @@ use std::time::Duration;
 use clap::Parser;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
-use kube::api::ListParams;
 use tracing_subscriber::EnvFilter;
 
 use iam_operator::api::{IamServiceAccount, PodIdentityBinding};
@@ -111,8 +110,6 @@ async fn run(args: Args) -> Result<(), String> {
             Api::all(client.clone()),
         ),
     };
-    wait_for_crd(&isa_api).await;
-    wait_for_crd(&pib_api).await;
 
     let ctx = Arc::new(Context::new(
         client,
@@ -127,20 +124,4 @@ async fn run(args: Args) -> Result<(), String> {
     );
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The CRD may be applied after the operator starts (same Git sync): wait
-/// for it instead of crashing into a restart loop.
-async fn wait_for_crd<K>(api: &Api<K>)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let mut logged = false;
-    while let Err(e) = api.list(&ListParams::default().limit(1)).await {
-        if !logged {
-            tracing::warn!(error = %e, kind = %K::kind(&()), "waiting for the CRD to be installed");
-            logged = true;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
 }

@@ -463,3 +463,53 @@ async fn tags_given_at_creation_come_back_exactly() {
         eks.apply(cluster, &action).await.expect("delete");
     }
 }
+
+#[tokio::test]
+async fn an_untagged_association_to_our_role_is_adopted_by_tagging_it() {
+    let Some(h) = harness() else { return };
+    let config = h.aws_config().await;
+    let eks = Eks::new(&config);
+    let cluster = h.cluster_name.as_str();
+    let ns = "eks-client-adopt";
+    let owner = owner(cluster, ns, "app");
+    let our_role = create_role(&config, "eks-client-adopt-role").await;
+    aws_sdk_eks::Client::new(&config)
+        .create_pod_identity_association()
+        .cluster_name(cluster)
+        .namespace(ns)
+        .service_account("app")
+        .role_arn(&our_role)
+        .send()
+        .await
+        .expect("an association made before the operator knew it");
+
+    let found = eks
+        .find_associations(cluster, ns, "app")
+        .await
+        .expect("list");
+    let want = desired(&owner, "app", &our_role);
+    let plan = plan_association(&want, &found, &owner, Some(&our_role)).expect("adopted");
+    assert_eq!(
+        plan.iter()
+            .map(AssociationAction::operation)
+            .collect::<Vec<_>>(),
+        ["TagResource"]
+    );
+    for action in &plan {
+        eks.apply(cluster, action).await.expect("tag");
+    }
+    let adopted = eks
+        .find_associations(cluster, ns, "app")
+        .await
+        .expect("list");
+    assert_eq!(owner.classify(&adopted[0].tags), Ownership::Ours);
+    // Now recognised by its tags alone, whatever role it points at later.
+    assert!(
+        plan_association(&want, &adopted, &owner, None)
+            .expect("ours")
+            .is_empty()
+    );
+    for action in plan_association_removal(&adopted, &owner, None) {
+        eks.apply(cluster, &action).await.expect("delete");
+    }
+}

@@ -204,7 +204,10 @@ async fn example_creates_role_and_association_resyncs_without_writes_and_deletes
 
     let status = status(h, &ns, "s3-reader");
     let role = text(&status["roleName"]);
-    assert_eq!(role, format!("iam-operator-local-{ns}-s3-reader"));
+    assert_eq!(
+        role,
+        format!("iam-operator-local-{ns}-s3-reader_pod-identity")
+    );
     assert_eq!(
         text(&status["roleArn"]),
         format!("arn:aws:iam::{ACCOUNT}:role/{role}")
@@ -625,7 +628,7 @@ async fn the_older_of_two_bindings_for_one_service_account_wins() {
         status(h, &ns, "first")["associationId"].as_str()
     );
     // The loser made nothing, so deleting it removes nothing of the winner's.
-    let second_role = format!("iam-operator-local-{ns}-second");
+    let second_role = format!("iam-operator-local-{ns}-second_pod-identity");
     assert!(!role_exists(&aws, &second_role).await);
     delete(h, &ns, "pib/second");
     assert_eq!(
@@ -636,4 +639,136 @@ async fn the_older_of_two_bindings_for_one_service_account_wins() {
     );
     delete(h, &ns, "pib/first");
     assert!(associations(h, &aws, &ns, "shared").await.is_empty());
+}
+
+#[tokio::test]
+async fn an_association_deleted_behind_the_operators_back_is_made_again() {
+    let Some(h) = setup() else { return };
+    let _serial = SERIAL.lock().await;
+    let aws = aws(h).await;
+    let ns = h.fresh_namespace("pib-deleted");
+    h.apply(
+        &ns,
+        "apiVersion: iam-operator.io/v1alpha1\nkind: PodIdentityBinding\nmetadata: {name: app}\nspec:\n  serviceAccountName: app\n  role: {}\n",
+    );
+    h.wait_ready("pib/app", &ns);
+    let first = the_association(h, &aws, &ns, "app").await;
+    aws.eks
+        .delete_pod_identity_association()
+        .cluster_name(&h.cluster_name)
+        .association_id(first.association_id().expect("id"))
+        .send()
+        .await
+        .expect("DeletePodIdentityAssociation");
+
+    // The same spec again: the create must not be answered with a replay of
+    // the first one, whose association is gone.
+    resync(h, &ns, "app", 1);
+    let again = eventually("a new association", Duration::from_secs(60), || {
+        let id = text(&status(h, &ns, "app")["associationId"]);
+        (!id.is_empty() && Some(id.as_str()) != first.association_id()).then_some(id)
+    });
+    h.wait_ready("pib/app", &ns);
+    let found = the_association(h, &aws, &ns, "app").await;
+    assert_eq!(found.association_id(), Some(again.as_str()));
+    delete(h, &ns, "pib/app");
+    assert!(associations(h, &aws, &ns, "app").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_renamed_role_replaces_the_old_one_and_retain_keeps_both() {
+    let Some(h) = setup() else { return };
+    let _serial = SERIAL.lock().await;
+    let aws = aws(h).await;
+    let ns = h.fresh_namespace("pib-rename");
+    let emulator = h.emulator();
+    let first = format!("first-{ns}");
+    h.apply(
+        &ns,
+        &format!(
+            "apiVersion: iam-operator.io/v1alpha1\nkind: PodIdentityBinding\nmetadata: {{name: app}}\nspec:\n  serviceAccountName: app\n  deletionPolicy: Retain\n  role:\n    name: {first}\n"
+        ),
+    );
+    h.wait_ready("pib/app", &ns);
+    let id = text(&status(h, &ns, "app")["associationId"]);
+
+    let second = format!("second-{ns}");
+    let mark = emulator.mark();
+    patch(h, &ns, "app", json!({"spec": {"role": {"name": second}}}));
+    wait_synced_generation(h, &ns, "app");
+    let calls = emulator.calls_since(mark);
+    assert_eq!(
+        writes(&calls),
+        ["CreateRole", "UpdatePodIdentityAssociation", "DeleteRole"],
+        "the new role, the association moved to it, then the old role: {:?}",
+        ops(&calls)
+    );
+    assert!(!role_exists(&aws, &first).await);
+    let status_now = status(h, &ns, "app");
+    assert_eq!(text(&status_now["roleName"]), second);
+    assert_eq!(text(&status_now["associationId"]), id);
+
+    // A roleArn naming the role the operator made keeps it: it is in use.
+    let arn = text(&status_now["roleArn"]);
+    patch(
+        h,
+        &ns,
+        "app",
+        json!({"spec": {"role": null, "roleArn": arn}}),
+    );
+    wait_synced_generation(h, &ns, "app");
+    assert!(role_exists(&aws, &second).await);
+    assert_eq!(
+        the_association(h, &aws, &ns, "app").await.role_arn(),
+        Some(arn.as_str())
+    );
+
+    // Retain: deleting the object leaves the association and the role.
+    let mark = emulator.mark();
+    delete(h, &ns, "pib/app");
+    let calls = emulator.calls_since(mark);
+    assert!(writes(&calls).is_empty(), "{:?}", ops(&calls));
+    assert_eq!(
+        the_association(h, &aws, &ns, "app").await.association_id(),
+        Some(id.as_str())
+    );
+    assert!(role_exists(&aws, &second).await);
+}
+
+#[tokio::test]
+async fn an_older_binding_moved_onto_a_taken_service_account_takes_it_over() {
+    let Some(h) = setup() else { return };
+    let _serial = SERIAL.lock().await;
+    let aws = aws(h).await;
+    let ns = h.fresh_namespace("pib-takeover");
+    let binding = |name: &str, sa: &str| {
+        format!(
+            "apiVersion: iam-operator.io/v1alpha1\nkind: PodIdentityBinding\nmetadata: {{name: {name}}}\nspec:\n  serviceAccountName: {sa}\n  role: {{}}\n"
+        )
+    };
+    h.apply(&ns, &binding("older", "sa-x"));
+    h.wait_ready("pib/older", &ns);
+    h.apply(&ns, &binding("newer", "sa-y"));
+    h.wait_ready("pib/newer", &ns);
+
+    // The older one now claims sa-y: the newer gives up its association there
+    // instead of leaving both stuck on each other's.
+    patch(
+        h,
+        &ns,
+        "older",
+        json!({"spec": {"serviceAccountName": "sa-y"}}),
+    );
+    h.wait_for_reason("pib/newer", &ns, "ServiceAccountConflict");
+    wait_synced_generation(h, &ns, "older");
+    let taken = the_association(h, &aws, &ns, "sa-y").await;
+    assert_eq!(
+        taken.association_id(),
+        status(h, &ns, "older")["associationId"].as_str()
+    );
+    assert!(associations(h, &aws, &ns, "sa-x").await.is_empty());
+    assert!(status(h, &ns, "newer").get("associationId").is_none());
+    delete(h, &ns, "pib/newer");
+    delete(h, &ns, "pib/older");
+    assert!(associations(h, &aws, &ns, "sa-y").await.is_empty());
 }

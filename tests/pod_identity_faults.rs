@@ -106,7 +106,7 @@ async fn a_role_eks_cannot_see_yet_is_waited_for_then_associated() {
         "{creates:?}"
     );
     // The role was made once: waiting never re-creates it.
-    let role = format!("iam-operator-local-{ns}-fresh");
+    let role = format!("iam-operator-local-{ns}-fresh_pod-identity");
     let role_creates = calls
         .iter()
         .filter(|c| c.operation == "CreateRole" && c.target.as_deref() == Some(&role))
@@ -117,60 +117,78 @@ async fn a_role_eks_cannot_see_yet_is_waited_for_then_associated() {
     h.kubectl(&["delete", "pib/fresh", "-n", &ns, "--timeout=90s"]);
 }
 
-#[tokio::test]
-async fn killed_between_create_role_and_the_association_it_makes_one_of_each() {
-    let Some(h) = setup() else { return };
-    let _serial = SERIAL.lock().await;
+/// Kills the operator while EKS or IAM holds `operation` of a new
+/// binding's first reconcile, lets the held call finish without its caller,
+/// restarts the operator and checks that there is one role and one
+/// association.
+async fn killed_during(h: &Harness, service: &str, operation: &str, name: &str) {
     let emulator = h.emulator();
     let ns = h.fresh_namespace("pib-crash");
     let mut operator = Operator::start(h, &ns, &[]);
-    // EKS holds the create long enough to kill the operator while it waits;
-    // EKS then makes the association, and the answer reaches no one.
     emulator.set_faults(json!({"rules": [{
-        "service": "eks",
-        "operation": "CreatePodIdentityAssociation",
+        "service": service,
+        "operation": operation,
         "fault": "delay",
         "delayMs": 3000,
         "count": 1
     }]}));
     let mark = emulator.mark();
-    h.apply(&ns, &binding("crashy"));
+    h.apply(&ns, &binding(name));
     eventually(
-        "CreatePodIdentityAssociation in flight",
+        &format!("{operation} in flight"),
         Duration::from_secs(60),
         || (emulator.faults_fired() == [1]).then_some(()),
     );
     operator.kill();
-    let role = format!("iam-operator-local-{ns}-crashy");
-    let eks = eks(h).await;
     eventually(
-        "the held create to finish without its caller",
+        "the held call to finish without its caller",
         Duration::from_secs(30),
         || {
             emulator
                 .calls_since(mark)
                 .iter()
-                .any(|c| c.operation == "CreatePodIdentityAssociation")
+                .any(|c| c.operation == operation)
                 .then_some(())
         },
     );
     emulator.clear_faults();
-    assert_eq!(association_ids(h, &eks, &ns, "crashy").await.len(), 1);
 
     let _restarted = Operator::start(h, &ns, &[]);
-    h.wait_ready("pib/crashy", &ns);
+    h.wait_ready(&format!("pib/{name}"), &ns);
+    let role = format!("iam-operator-local-{ns}-{name}_pod-identity");
     let calls = emulator.calls_since(mark);
     let role_creates = calls
         .iter()
         .filter(|c| c.operation == "CreateRole" && c.target.as_deref() == Some(&role))
         .count();
     assert_eq!(role_creates, 1, "the restart made the role again");
-    let ids = association_ids(h, &eks, &ns, "crashy").await;
+    let eks = eks(h).await;
+    let ids = association_ids(h, &eks, &ns, name).await;
     assert_eq!(ids.len(), 1, "{ids:?}");
-    let status = h.kubectl_json(&["get", "pib", "crashy", "-n", &ns])["status"].clone();
+    let status = h.kubectl_json(&["get", "pib", name, "-n", &ns])["status"].clone();
     assert_eq!(status["associationId"].as_str(), Some(ids[0].as_str()));
-    h.kubectl(&["delete", "pib/crashy", "-n", &ns, "--timeout=90s"]);
-    assert!(association_ids(h, &eks, &ns, "crashy").await.is_empty());
+    assert_eq!(
+        status["roleArn"].as_str(),
+        Some(format!("arn:aws:iam::123456789012:role/{role}").as_str())
+    );
+    h.kubectl(&["delete", &format!("pib/{name}"), "-n", &ns, "--timeout=90s"]);
+    assert!(association_ids(h, &eks, &ns, name).await.is_empty());
+}
+
+#[tokio::test]
+async fn killed_after_create_role_before_the_association_it_makes_one_of_each() {
+    let Some(h) = setup() else { return };
+    let _serial = SERIAL.lock().await;
+    // The role exists; the association was never asked for.
+    killed_during(h, "iam", "AttachRolePolicy", "after-role").await;
+}
+
+#[tokio::test]
+async fn killed_while_the_association_is_created_it_makes_one_of_each() {
+    let Some(h) = setup() else { return };
+    let _serial = SERIAL.lock().await;
+    // EKS makes the association, and its answer reaches no one.
+    killed_during(h, "eks", "CreatePodIdentityAssociation", "lost-answer").await;
 }
 
 #[tokio::test]

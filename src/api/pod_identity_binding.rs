@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::conditions::conditions_schema;
 use super::shared::{DeletionPolicy, PolicySpec, RoleSpec};
 
+/// The kind's name, as ownership tags and generated role names use it.
+pub const KIND: &str = "PodIdentityBinding";
+
 /// Binds a ServiceAccount to an IAM role through an EKS Pod Identity
 /// association. Either the operator creates and owns the role (`role` +
 /// `policies`), or it uses an existing one (`roleArn`) and manages only the

@@ -84,7 +84,8 @@ impl Eks {
     }
 
     /// Runs one planned action in `cluster`. Returns the association as EKS
-    /// reports it after a create or an update; `None` after a delete.
+    /// reports it after a create or an update; `None` after a delete or a
+    /// tagging.
     pub async fn apply(
         &self,
         cluster: &str,
@@ -146,6 +147,19 @@ impl Eks {
                 // Already gone is done: cleanup must converge even when an
                 // earlier attempt got half-way.
                 absent_as_none(deleted)?;
+                Ok(None)
+            }
+            AssociationAction::Tag {
+                association_arn,
+                tags,
+            } => {
+                self.client
+                    .tag_resource()
+                    .resource_arn(association_arn)
+                    .set_tags(Some(to_tags(tags)))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk(op, e))?;
                 Ok(None)
             }
         }

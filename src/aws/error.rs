@@ -67,8 +67,11 @@ impl AwsError {
     /// right after `CreateRole` means IAM has not propagated the role yet.
     pub fn is_role_not_visible(&self) -> bool {
         let message = self.message.to_lowercase();
+        // A target role is checked before the call; a refusal naming it is
+        // about that role, not about propagation of ours.
         self.code == "InvalidParameterException"
             && message.contains("role")
+            && !message.contains("target")
             && ["does not exist", "not found", "invalid"]
                 .iter()
                 .any(|phrase| message.contains(phrase))

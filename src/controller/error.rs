@@ -147,6 +147,11 @@ pub enum Error {
 
     #[error("finalizer: {0}")]
     Finalizer(String),
+
+    /// AWS answered in a way that breaks what the operator relies on; the
+    /// next attempt reads everything again.
+    #[error("unexpected answer: {0}")]
+    Unexpected(String),
 }
 
 impl Error {
@@ -177,6 +182,7 @@ impl Error {
                 _ => reason::AWS_ERROR,
             },
             Error::Kube(_) | Error::Finalizer(_) => reason::KUBERNETES_ERROR,
+            Error::Unexpected(_) => reason::AWS_ERROR,
         }
     }
 
@@ -199,6 +205,7 @@ impl Error {
             Error::Aws(_) => "aws",
             Error::Kube(_) => "kubernetes",
             Error::Finalizer(_) => "finalizer",
+            Error::Unexpected(_) => "unexpected",
         }
     }
 
@@ -212,7 +219,7 @@ impl Error {
             Error::Kube(kube::Error::Api(status)) => {
                 !(400..500).contains(&status.code) || [409, 429].contains(&status.code)
             }
-            Error::Kube(_) | Error::Finalizer(_) => true,
+            Error::Kube(_) | Error::Finalizer(_) | Error::Unexpected(_) => true,
             _ => false,
         }
     }
@@ -310,6 +317,7 @@ mod tests {
             },
             aws("GetRole", "Throttling"),
             Error::Finalizer("x".into()),
+            Error::Unexpected("x".into()),
         ];
         let labels: std::collections::BTreeSet<_> =
             errors.iter().map(Error::metric_label).collect();

@@ -27,6 +27,10 @@ impl ManagedKind for IamServiceAccount {
         IamServiceAccount::service_account_name(self)
     }
 
+    fn has_status(&self) -> bool {
+        self.status.is_some()
+    }
+
     fn store(ctx: &Context) -> &OnceLock<Store<Self>> {
         &ctx.iam_service_accounts
     }

@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -38,6 +39,10 @@ pub trait ManagedKind:
 
     fn service_account_name(&self) -> String;
 
+    /// Whether the object has a status: what cleanup needs to find is
+    /// recorded there, so losing it calls for a reconcile at once.
+    fn has_status(&self) -> bool;
+
     /// The cache of every object of this kind, filled once the controller
     /// exists (it owns the reflector).
     fn store(ctx: &Context) -> &OnceLock<Store<Self>>;
@@ -55,12 +60,13 @@ pub async fn run<K: ManagedKind>(
     api: Api<K>,
     service_accounts: Api<ServiceAccount>,
 ) {
+    wait_for_crd(&api).await;
     let (store, writer) = reflector::store();
     // Status writes (the operator's own) and other changes that leave spec,
-    // finalizers, annotations and deletion alone call for no reconcile: each
-    // would only read AWS again. Annotations pass so that `kubectl annotate`
-    // can ask for one.
-    let changes = watcher(api, watcher::Config::default())
+    // finalizers, annotations, deletion and the presence of status alone
+    // call for no reconcile: each would only read AWS again. Annotations
+    // pass so that `kubectl annotate` can ask for one.
+    let changes = watcher(api.clone(), watcher::Config::default())
         .default_backoff()
         .reflect(writer)
         .applied_objects()
@@ -68,13 +74,20 @@ pub async fn run<K: ManagedKind>(
             predicates::generation
                 .combine(predicates::finalizers)
                 .combine(predicates::annotations)
-                .combine(deletion_requested::<K>),
+                .combine(deletion_requested::<K>)
+                .combine(|obj: &K| Some(u64::from(obj.has_status()))),
             PredicateConfig::default(),
         );
     let _ = K::store(&ctx).set(store.clone());
+    let rivals = store.clone();
     Controller::for_stream(changes, store.clone())
         .watches(service_accounts, watcher::Config::default(), move |sa| {
             claims_of(&store, &sa)
+        })
+        // An object that starts (or stops) claiming a ServiceAccount changes
+        // who wins it: the other claimants look again at once.
+        .watches(api, watcher::Config::default(), move |obj: K| {
+            rival_claims(&rivals, &obj)
         })
         .shutdown_on_signal()
         .run(reconcile::<K>, error_policy::<K>, ctx)
@@ -84,6 +97,19 @@ pub async fn run<K: ManagedKind>(
             }
         })
         .await;
+}
+
+/// The CRD may be applied after the operator starts (same Git sync): each
+/// controller waits for its own, so one missing CRD stops no other kind.
+async fn wait_for_crd<K: ManagedKind>(api: &Api<K>) {
+    let mut logged = false;
+    while let Err(e) = api.list(&ListParams::default().limit(1)).await {
+        if !logged {
+            tracing::warn!(error = %e, kind = K::KIND, "waiting for the CRD to be installed");
+            logged = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
 }
 
 fn deletion_requested<K: Resource>(obj: &K) -> Option<u64> {
@@ -99,6 +125,21 @@ fn claims_of<K: ManagedKind>(store: &Store<K>, sa: &ServiceAccount) -> Vec<Objec
         .iter()
         .filter(|obj| obj.namespace() == namespace && obj.service_account_name() == name)
         .map(|obj| ObjectRef::from_obj(obj.as_ref()))
+        .collect()
+}
+
+/// The other objects of the kind claiming `obj`'s ServiceAccount.
+fn rival_claims<K: ManagedKind>(store: &Store<K>, obj: &K) -> Vec<ObjectRef<K>> {
+    let (namespace, sa) = (obj.namespace(), obj.service_account_name());
+    store
+        .state()
+        .iter()
+        .filter(|other| {
+            other.namespace() == namespace
+                && other.name_any() != obj.name_any()
+                && other.service_account_name() == sa
+        })
+        .map(|other| ObjectRef::from_obj(other.as_ref()))
         .collect()
 }
 

@@ -34,10 +34,14 @@ use crate::policy::validate::RoleArn;
 pub const PROPAGATION_WINDOW: Duration = Duration::from_secs(120);
 
 impl ManagedKind for PodIdentityBinding {
-    const KIND: &'static str = "PodIdentityBinding";
+    const KIND: &'static str = crate::api::pod_identity_binding::KIND;
 
     fn service_account_name(&self) -> String {
         self.spec.service_account_name.clone()
+    }
+
+    fn has_status(&self) -> bool {
+        self.status.is_some()
     }
 
     fn store(ctx: &Context) -> &OnceLock<Store<Self>> {
@@ -95,7 +99,8 @@ struct Learned {
     role_arn: Option<String>,
     /// `Some(None)`: the binding now has no role of its own.
     role_name: Option<Option<String>>,
-    association: Option<ObservedAssociation>,
+    /// `Some(None)`: the binding now has no association.
+    association: Option<Option<ObservedAssociation>>,
 }
 
 async fn apply(pib: &PodIdentityBinding, ctx: &Context) -> Result<Action, Error> {
@@ -118,6 +123,12 @@ async fn sync(
     // Desire: everything from the spec is checked before any AWS call.
     let desired = desired_binding(&pib.spec, &owner, &ctx.settings)?;
     if let Some(winner) = older_claim(pib, ctx) {
+        // An association this object made before it lost the claim would
+        // block the winner for ever: it goes.
+        if status.association_id.is_some() {
+            release_associations(ctx, pib, &owner).await?;
+            learned.association = Some(None);
+        }
         return Err(Error::ServiceAccountConflict {
             kind: <PodIdentityBinding as ManagedKind>::KIND,
             service_account: sa_name,
@@ -139,7 +150,10 @@ async fn sync(
     if let Some(target) = &desired.target_role {
         check_target_role(ctx, target).await?;
     }
-    let planned = plan_for(ctx, pib, &owner, &desired, &role_arn).await?;
+    // An untagged association is adopted only when it points at a role the
+    // operator made; one to an existing role was made by someone else.
+    let our_role_arn = matches!(source, RoleSource::Created(_)).then_some(role_arn.as_str());
+    let planned = plan_for(ctx, pib, &owner, &desired, &role_arn, our_role_arn).await?;
 
     let role = match source {
         RoleSource::Existing(role) => role,
@@ -153,7 +167,7 @@ async fn sync(
     };
     learned.role_arn = Some(role.arn.clone());
     if role.arn != role_arn {
-        return Err(Error::Finalizer(format!(
+        return Err(Error::Unexpected(format!(
             "IAM named the role {} where {role_arn} was expected",
             role.arn
         )));
@@ -161,7 +175,7 @@ async fn sync(
 
     let association = apply_association_plan(ctx, pib, &object, &owner, planned, &role).await?;
     let association_id = association.association_id.clone();
-    learned.association = Some(association);
+    learned.association = Some(Some(association));
 
     // A role of ours the association no longer uses (renamed, or the spec
     // moved to roleArn) goes only now that nothing points at it.
@@ -169,9 +183,11 @@ async fn sync(
         BindingRole::Created(state) => Some(state.name.clone()),
         BindingRole::Existing(_) => None,
     };
+    // A roleArn naming the very role the operator made keeps it in use.
+    let bound_name = role.arn.rsplit('/').next().unwrap_or_default();
     if let Some(previous) = status
         .role_name
-        .filter(|p| Some(p) != created_name.as_ref())
+        .filter(|p| Some(p) != created_name.as_ref() && p != bound_name)
     {
         remove_role(ctx, &object, &previous, &owner).await?;
     }
@@ -293,6 +309,7 @@ async fn plan_for(
     owner: &Owner,
     desired: &DesiredBinding,
     role_arn: &str,
+    our_role_arn: Option<&str>,
 ) -> Result<AssociationPlan, Error> {
     let cluster = &ctx.settings.cluster_name;
     let namespace = &owner.namespace;
@@ -312,13 +329,20 @@ async fn plan_for(
         target_role_arn: desired.target_role.as_ref().map(ToString::to_string),
         disable_session_tags: desired.disable_session_tags,
         tags: owner.tags(),
+        // The association last recorded is part of it: one deleted behind
+        // the operator's back is then made again, not answered with the
+        // replay of its own creation.
         request_scope: format!(
-            "{}/{}",
+            "{}/{}/{}",
             pib.uid().unwrap_or_default(),
-            pib.meta().generation.unwrap_or_default()
+            pib.meta().generation.unwrap_or_default(),
+            pib.status
+                .as_ref()
+                .and_then(|s| s.association_id.as_deref())
+                .unwrap_or_default()
         ),
     };
-    let actions = plan_association(&want, &found, owner, Some(role_arn))?;
+    let actions = plan_association(&want, &found, owner, our_role_arn)?;
     let current = found
         .into_iter()
         .find(|a| a.namespace == *namespace && a.service_account == *sa_name);
@@ -356,7 +380,7 @@ async fn apply_association_plan(
         events::changed(ctx, object, action.operation(), action.describe()).await;
     }
     let current = current.ok_or_else(|| {
-        Error::Finalizer(format!(
+        Error::Unexpected(format!(
             "no Pod Identity association for ServiceAccount {} after the sync",
             pib.spec.service_account_name
         ))
@@ -367,13 +391,45 @@ async fn apply_association_plan(
     let status = pib.status.clone().unwrap_or_default();
     if let Some(old_id) = status
         .association_id
-        .filter(|id| *id != current.association_id)
+        .as_ref()
+        .filter(|id| **id != current.association_id)
     {
-        let old = ctx.eks.association(cluster, &old_id).await?;
-        let previous_role = status.role_arn.as_deref();
-        remove_associations(ctx, object, old.as_slice(), owner, previous_role).await?;
+        let old = ctx.eks.association(cluster, old_id).await?;
+        remove_associations(
+            ctx,
+            object,
+            old.as_slice(),
+            owner,
+            our_previous_role(&status),
+        )
+        .await?;
     }
     Ok(current)
+}
+
+/// The role status names, when the operator made it: only then does an
+/// untagged association pointing at it count as ours.
+fn our_previous_role(status: &PodIdentityBindingStatus) -> Option<&str> {
+    status.role_name.as_ref().and(status.role_arn.as_deref())
+}
+
+/// Deletes this object's associations for its ServiceAccount, found by
+/// their tags.
+async fn release_associations(
+    ctx: &Context,
+    pib: &PodIdentityBinding,
+    owner: &Owner,
+) -> Result<(), Error> {
+    let found = ctx
+        .eks
+        .find_associations(
+            &ctx.settings.cluster_name,
+            &owner.namespace,
+            &pib.spec.service_account_name,
+        )
+        .await?;
+    remove_associations(ctx, &pib.object_ref(&()), &found, owner, None).await?;
+    Ok(())
 }
 
 /// Deletes those of `found` that are ours; Events say which.
@@ -413,7 +469,8 @@ async fn report(
 ) -> Result<(), Error> {
     let current = pib.status.clone().unwrap_or_default();
     let (association_id, association_arn) = match learned.association {
-        Some(a) => (Some(a.association_id), Some(a.association_arn)),
+        Some(Some(a)) => (Some(a.association_id), Some(a.association_arn)),
+        Some(None) => (None, None),
         None => (
             current.association_id.clone(),
             current.association_arn.clone(),
@@ -470,7 +527,7 @@ async fn remove_everything(pib: &PodIdentityBinding, ctx: &Context) -> Result<()
             Err(e) => return Err(e.into()),
         }
     }
-    remove_associations(ctx, &object, &found, &owner, status.role_arn.as_deref()).await?;
+    remove_associations(ctx, &object, &found, &owner, our_previous_role(&status)).await?;
 
     // The name the role was made under wins, and the spec's own is tried
     // too: the spec may have changed, and a role not ours is never touched.

@@ -42,7 +42,7 @@ pub async fn sync_role(
         events::changed(ctx, object, action.operation(), action.describe()).await;
     }
     let arn = arn
-        .ok_or_else(|| Error::Finalizer(format!("role {} has no ARN after sync", desired.name)))?;
+        .ok_or_else(|| Error::Unexpected(format!("role {} has no ARN after sync", desired.name)))?;
     Ok(SyncedRole {
         arn,
         created,

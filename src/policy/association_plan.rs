@@ -76,6 +76,13 @@ pub enum AssociationAction {
     Delete {
         association_id: String,
     },
+    /// `TagResource` with the ownership tags on an association adopted
+    /// without them, so that it stays recognisably ours after its role
+    /// changes.
+    Tag {
+        association_arn: String,
+        tags: BTreeMap<String, String>,
+    },
 }
 
 impl AssociationAction {
@@ -85,6 +92,7 @@ impl AssociationAction {
             AssociationAction::Create { .. } => "CreatePodIdentityAssociation",
             AssociationAction::Update { .. } => "UpdatePodIdentityAssociation",
             AssociationAction::Delete { .. } => "DeletePodIdentityAssociation",
+            AssociationAction::Tag { .. } => "TagResource",
         }
     }
 
@@ -114,6 +122,11 @@ impl AssociationAction {
             ),
             AssociationAction::Delete { association_id } => {
                 format!("deleted Pod Identity association {association_id}")
+            }
+            AssociationAction::Tag {
+                association_arn, ..
+            } => {
+                format!("adopted Pod Identity association {association_arn}: ownership tags added")
             }
         }
     }
@@ -265,6 +278,12 @@ pub fn plan_association(
     };
 
     let mut actions = Vec::new();
+    if owner.classify(&adopted.tags) != Ownership::Ours {
+        actions.push(AssociationAction::Tag {
+            association_arn: adopted.association_arn.clone(),
+            tags: owner.tags(),
+        });
+    }
     if adopted.role_arn != desired.role_arn
         || target(&adopted.target_role_arn) != target(&desired.target_role_arn)
         || adopted.disable_session_tags != desired.disable_session_tags
@@ -444,8 +463,8 @@ mod tests {
 
     #[test]
     fn tag_differences_alone_plan_nothing() {
-        // The executor has no tagging call: tags are set at creation only,
-        // and a user's edit of an adopted association's tags is not drift.
+        // Tags other than the ownership ones are set at creation only: a
+        // user's edit of them is not drift.
         let mut found = observed("a-1");
         found.tags.insert("extra".into(), "x".into());
         found.tags.remove("team");
@@ -535,12 +554,18 @@ mod tests {
             Some(ROLE),
         )
         .expect("adopted");
-        assert!(plan.is_empty(), "{plan:?}");
+        let tag = AssociationAction::Tag {
+            association_arn: found.association_arn.clone(),
+            tags: owner().tags(),
+        };
+        assert_eq!(plan, std::slice::from_ref(&tag));
 
         let mut want = desired();
         want.disable_session_tags = true;
         let plan = plan_association(&want, &[found], &owner(), Some(ROLE)).expect("adopted");
-        assert_eq!(plan, update(ROLE, None, true));
+        let mut expected = vec![tag];
+        expected.extend(update(ROLE, None, true));
+        assert_eq!(plan, expected);
     }
 
     #[test]

@@ -47,8 +47,19 @@ pub fn desired_role_name(role: &RoleSpec, owner: &Owner, settings: &Settings) ->
             &settings.role_name_prefix,
             &owner.cluster,
             &owner.namespace,
-            &owner.name,
+            &generated_name_part(owner),
         ),
+    }
+}
+
+/// Marks Pod Identity roles in generated names, so that an IamServiceAccount
+/// and a PodIdentityBinding of one name in one namespace (the usual IRSA to
+/// Pod Identity migration) never claim the same role. `_` cannot occur in a
+/// Kubernetes name, so no object name can produce the marked form.
+fn generated_name_part(owner: &Owner) -> String {
+    match owner.kind.as_str() {
+        crate::api::pod_identity_binding::KIND => format!("{}_pod-identity", owner.name),
+        _ => owner.name.clone(),
     }
 }
 
@@ -553,7 +564,7 @@ mod tests {
             panic!("{:?}", desired.role)
         };
         assert_eq!(role.trust_policy, pod_identity_trust_policy());
-        assert_eq!(role.name, "k8s-prod-apps-web");
+        assert_eq!(role.name, "k8s-prod-apps-web_pod-identity");
         assert_eq!(
             role.managed_policies,
             BTreeSet::from(["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess".to_string()])
@@ -564,6 +575,28 @@ mod tests {
         );
         assert!(!desired.disable_session_tags);
         assert_eq!(desired.target_role, None);
+    }
+
+    #[test]
+    fn the_two_kinds_never_generate_the_same_role_name() {
+        let irsa = desired_role_name(&RoleSpec::default(), &owner(), &settings());
+        let pod_identity = desired_role_name(&RoleSpec::default(), &binding_owner(), &settings());
+        assert_eq!(irsa, "k8s-prod-apps-web");
+        assert_ne!(irsa, pod_identity);
+        let long = Owner {
+            name: "n".repeat(60),
+            ..binding_owner()
+        };
+        let long_irsa = Owner {
+            kind: "IamServiceAccount".into(),
+            ..long.clone()
+        };
+        let named = desired_role_name(&RoleSpec::default(), &long, &settings());
+        assert!(named.len() <= 64, "{named}");
+        assert_ne!(
+            named,
+            desired_role_name(&RoleSpec::default(), &long_irsa, &settings())
+        );
     }
 
     #[test]
