@@ -27,10 +27,6 @@ impl ManagedKind for IamServiceAccount {
         IamServiceAccount::service_account_name(self)
     }
 
-    fn has_status(&self) -> bool {
-        self.status.is_some()
-    }
-
     fn store(ctx: &Context) -> &OnceLock<Store<Self>> {
         &ctx.iam_service_accounts
     }

@@ -39,10 +39,6 @@ pub trait ManagedKind:
 
     fn service_account_name(&self) -> String;
 
-    /// Whether the object has a status: what cleanup needs to find is
-    /// recorded there, so losing it calls for a reconcile at once.
-    fn has_status(&self) -> bool;
-
     /// The cache of every object of this kind, filled once the controller
     /// exists (it owns the reflector).
     fn store(ctx: &Context) -> &OnceLock<Store<Self>>;
@@ -63,9 +59,10 @@ pub async fn run<K: ManagedKind>(
     wait_for_crd(&api).await;
     let (store, writer) = reflector::store();
     // Status writes (the operator's own) and other changes that leave spec,
-    // finalizers, annotations, deletion and the presence of status alone
-    // call for no reconcile: each would only read AWS again. Annotations
-    // pass so that `kubectl annotate` can ask for one.
+    // finalizers, annotations and deletion alone call for no reconcile: each
+    // would only read AWS again. Annotations pass so that `kubectl annotate`
+    // can ask for one. (A status someone deletes by hand is rewritten at the
+    // next resync; a restored object arrives as new and is reconciled.)
     let changes = watcher(api.clone(), watcher::Config::default())
         .default_backoff()
         .reflect(writer)
@@ -74,8 +71,7 @@ pub async fn run<K: ManagedKind>(
             predicates::generation
                 .combine(predicates::finalizers)
                 .combine(predicates::annotations)
-                .combine(deletion_requested::<K>)
-                .combine(|obj: &K| Some(u64::from(obj.has_status()))),
+                .combine(deletion_requested::<K>),
             PredicateConfig::default(),
         );
     let _ = K::store(&ctx).set(store.clone());

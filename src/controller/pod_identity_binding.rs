@@ -40,10 +40,6 @@ impl ManagedKind for PodIdentityBinding {
         self.spec.service_account_name.clone()
     }
 
-    fn has_status(&self) -> bool {
-        self.status.is_some()
-    }
-
     fn store(ctx: &Context) -> &OnceLock<Store<Self>> {
         &ctx.pod_identity_bindings
     }
