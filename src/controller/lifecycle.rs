@@ -80,8 +80,9 @@ pub async fn run<K: ManagedKind>(
         .watches(service_accounts, watcher::Config::default(), move |sa| {
             claims_of(&store, &sa)
         })
-        // An object that starts (or stops) claiming a ServiceAccount changes
-        // who wins it: the other claimants look again at once.
+        // An object that starts claiming a ServiceAccount may take it from a
+        // younger claimant, which looks again at once. (One that stops
+        // claiming frees it for the losers at their next 30 s re-check.)
         .watches(api, watcher::Config::default(), move |obj: K| {
             rival_claims(&rivals, &obj)
         })
