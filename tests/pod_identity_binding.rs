@@ -746,29 +746,31 @@ async fn an_older_binding_moved_onto_a_taken_service_account_takes_it_over() {
             "apiVersion: iam-operator.io/v1alpha1\nkind: PodIdentityBinding\nmetadata: {{name: {name}}}\nspec:\n  serviceAccountName: {sa}\n  role: {{}}\n"
         )
     };
-    h.apply(&ns, &binding("older", "sa-x"));
-    h.wait_ready("pib/older", &ns);
-    h.apply(&ns, &binding("newer", "sa-y"));
-    h.wait_ready("pib/newer", &ns);
+    // Creation times have whole seconds; on a tie the name decides, and
+    // alpha sorts first, so alpha is the older claim either way.
+    h.apply(&ns, &binding("alpha", "sa-x"));
+    h.wait_ready("pib/alpha", &ns);
+    h.apply(&ns, &binding("beta", "sa-y"));
+    h.wait_ready("pib/beta", &ns);
 
-    // The older one now claims sa-y: the newer gives up its association there
+    // alpha now claims sa-y: beta gives up its association there
     // instead of leaving both stuck on each other's.
     patch(
         h,
         &ns,
-        "older",
+        "alpha",
         json!({"spec": {"serviceAccountName": "sa-y"}}),
     );
-    h.wait_for_reason("pib/newer", &ns, "ServiceAccountConflict");
-    wait_synced_generation(h, &ns, "older");
+    h.wait_for_reason("pib/beta", &ns, "ServiceAccountConflict");
+    wait_synced_generation(h, &ns, "alpha");
     let taken = the_association(h, &aws, &ns, "sa-y").await;
     assert_eq!(
         taken.association_id(),
-        status(h, &ns, "older")["associationId"].as_str()
+        status(h, &ns, "alpha")["associationId"].as_str()
     );
     assert!(associations(h, &aws, &ns, "sa-x").await.is_empty());
-    assert!(status(h, &ns, "newer").get("associationId").is_none());
-    delete(h, &ns, "pib/newer");
-    delete(h, &ns, "pib/older");
+    assert!(status(h, &ns, "beta").get("associationId").is_none());
+    delete(h, &ns, "pib/beta");
+    delete(h, &ns, "pib/alpha");
     assert!(associations(h, &aws, &ns, "sa-y").await.is_empty());
 }
