@@ -559,6 +559,61 @@ mod tests {
     }
 
     #[test]
+    fn the_arn_of_a_role_to_be_made_is_known_before_it_exists() {
+        let mut settings = crate::config::Settings {
+            cluster_name: "prod".into(),
+            issuer: None,
+            account_id: "123456789012".into(),
+            partition: "aws-cn".into(),
+            region: "cn-north-1".into(),
+            role_name_prefix: String::new(),
+            forced_role_path: None,
+            forced_permissions_boundary: None,
+            resync: Duration::from_secs(600),
+            watch_namespaces: Vec::new(),
+        };
+        let state = RoleState {
+            name: "web_pod-identity".into(),
+            path: "/team/".into(),
+            description: None,
+            max_session_seconds: 3600,
+            permissions_boundary: None,
+            tags: Default::default(),
+            trust_policy: crate::policy::pod_identity_trust_policy(),
+            managed_policies: Default::default(),
+            inline_policies: Default::default(),
+        };
+        assert_eq!(
+            created_role_arn(&settings, &state),
+            "arn:aws-cn:iam::123456789012:role/team/web_pod-identity"
+        );
+        settings.partition = "aws".into();
+        let root = RoleState {
+            path: "/".into(),
+            ..state
+        };
+        assert_eq!(
+            created_role_arn(&settings, &root),
+            "arn:aws:iam::123456789012:role/web_pod-identity"
+        );
+    }
+
+    #[test]
+    fn only_a_role_the_operator_made_makes_untagged_associations_ours() {
+        let made = PodIdentityBindingStatus {
+            role_name: Some("web".into()),
+            role_arn: Some("arn:aws:iam::1:role/web".into()),
+            ..Default::default()
+        };
+        assert_eq!(our_previous_role(&made), Some("arn:aws:iam::1:role/web"));
+        let existing = PodIdentityBindingStatus {
+            role_name: None,
+            ..made
+        };
+        assert_eq!(our_previous_role(&existing), None);
+    }
+
+    #[test]
     fn refusals_of_an_old_or_unknown_role_are_errors() {
         let now = SystemTime::now();
         assert!(!within_propagation_window(
