@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use iam_operator::policy::PolicyDocument;
 use serde_json::json;
+use support::aws::{attached, get_role, role_exists};
 use support::operator::{ensure_operator, eventually};
 use support::{Harness, harness, is_write};
 
@@ -40,41 +41,6 @@ fn ready_message(h: &Harness, ns: &str, name: &str) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
-}
-
-async fn get_role(iam: &aws_sdk_iam::Client, name: &str) -> aws_sdk_iam::types::Role {
-    iam.get_role()
-        .role_name(name)
-        .send()
-        .await
-        .expect("GetRole")
-        .role
-        .expect("role")
-}
-
-async fn role_exists(iam: &aws_sdk_iam::Client, name: &str) -> bool {
-    match iam.get_role().role_name(name).send().await {
-        Ok(_) => true,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            false
-        }
-        Err(e) => panic!("GetRole {name}: {e:?}"),
-    }
-}
-
-async fn attached(iam: &aws_sdk_iam::Client, role: &str) -> BTreeSet<String> {
-    iam.list_attached_role_policies()
-        .role_name(role)
-        .send()
-        .await
-        .expect("ListAttachedRolePolicies")
-        .attached_policies()
-        .iter()
-        .filter_map(|p| p.policy_arn().map(str::to_string))
-        .collect()
 }
 
 /// Triggers a reconcile (a metadata change does not bump the generation),

@@ -14,6 +14,7 @@ use std::time::Duration;
 use aws_sdk_eks::types::PodIdentityAssociation;
 use iam_operator::policy::{PolicyDocument, pod_identity_trust_policy};
 use serde_json::{Value, json};
+use support::aws::{attached, get_role};
 use support::operator::{ensure_operator, eventually};
 use support::{Call, Harness, harness, is_write};
 
@@ -52,30 +53,8 @@ fn ready_message(h: &Harness, ns: &str, name: &str) -> String {
     text(&status(h, ns, name)["conditions"][0]["message"])
 }
 
-/// The associations of one ServiceAccount, described.
 async fn associations(h: &Harness, aws: &Aws, ns: &str, sa: &str) -> Vec<PodIdentityAssociation> {
-    let listed = aws
-        .eks
-        .list_pod_identity_associations()
-        .cluster_name(&h.cluster_name)
-        .namespace(ns)
-        .service_account(sa)
-        .send()
-        .await
-        .expect("ListPodIdentityAssociations");
-    let mut described = Vec::new();
-    for summary in listed.associations() {
-        let output = aws
-            .eks
-            .describe_pod_identity_association()
-            .cluster_name(&h.cluster_name)
-            .association_id(summary.association_id().expect("id"))
-            .send()
-            .await
-            .expect("DescribePodIdentityAssociation");
-        described.extend(output.association);
-    }
-    described
+    support::aws::associations(&aws.eks, &h.cluster_name, ns, sa).await
 }
 
 async fn the_association(h: &Harness, aws: &Aws, ns: &str, sa: &str) -> PodIdentityAssociation {
@@ -85,16 +64,7 @@ async fn the_association(h: &Harness, aws: &Aws, ns: &str, sa: &str) -> PodIdent
 }
 
 async fn role_exists(aws: &Aws, name: &str) -> bool {
-    match aws.iam.get_role().role_name(name).send().await {
-        Ok(_) => true,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            false
-        }
-        Err(e) => panic!("GetRole {name}: {e:?}"),
-    }
+    support::aws::role_exists(&aws.iam, name).await
 }
 
 /// A role made outside the operator, as Terraform or another team would.
@@ -213,31 +183,12 @@ async fn example_creates_role_and_association_resyncs_without_writes_and_deletes
         format!("arn:aws:iam::{ACCOUNT}:role/{role}")
     );
     assert_eq!(status["observedGeneration"], 1);
-    let created = aws
-        .iam
-        .get_role()
-        .role_name(&role)
-        .send()
-        .await
-        .expect("GetRole")
-        .role
-        .expect("role");
+    let created = get_role(&aws.iam, &role).await;
     let trust = PolicyDocument::parse(created.assume_role_policy_document().expect("trust"))
         .expect("trust parses");
     assert_eq!(trust, pod_identity_trust_policy());
-    let attached: BTreeSet<String> = aws
-        .iam
-        .list_attached_role_policies()
-        .role_name(&role)
-        .send()
-        .await
-        .expect("ListAttachedRolePolicies")
-        .attached_policies()
-        .iter()
-        .filter_map(|p| p.policy_arn().map(str::to_string))
-        .collect();
     assert_eq!(
-        attached,
+        attached(&aws.iam, &role).await,
         BTreeSet::from(["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess".to_string()])
     );
 
@@ -521,15 +472,8 @@ async fn an_existing_role_must_exist_and_trust_pod_identity() {
 
     delete(h, &ns, "pib/billing");
     assert!(associations(h, &aws, &ns, "billing").await.is_empty());
-    let kept = aws
-        .iam
-        .get_role()
-        .role_name(&name)
-        .send()
-        .await
-        .expect("the existing role is kept")
-        .role
-        .expect("role");
+    // The existing role is kept, untouched.
+    let kept = get_role(&aws.iam, &name).await;
     assert!(
         kept.tags().is_empty(),
         "the operator tagged a role it does not own: {:?}",

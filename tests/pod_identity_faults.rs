@@ -59,17 +59,7 @@ async fn association_ids(
     ns: &str,
     sa: &str,
 ) -> Vec<String> {
-    eks.list_pod_identity_associations()
-        .cluster_name(&h.cluster_name)
-        .namespace(ns)
-        .service_account(sa)
-        .send()
-        .await
-        .expect("ListPodIdentityAssociations")
-        .associations()
-        .iter()
-        .filter_map(|a| a.association_id().map(str::to_string))
-        .collect()
+    support::aws::association_ids(eks, &h.cluster_name, ns, sa).await
 }
 
 fn binding(name: &str) -> String {

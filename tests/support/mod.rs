@@ -16,6 +16,7 @@ use std::sync::{Mutex, OnceLock};
 use serde::Deserialize;
 use serde_json::Value;
 
+pub mod aws;
 pub mod operator;
 
 pub const E2E_ENV: &str = "IAM_OPERATOR_E2E";
