@@ -9,7 +9,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
 
-use super::lifecycle::{ManagedKind, older_claim, owner_of};
+use super::lifecycle::{ManagedKind, claim_conflict, owner_of};
 use super::role::{remove_role, sync_role};
 use super::service_account::{Annotated, ensure_annotated, release, wanted_annotations};
 use super::status::{self, Outcome, ReadyStatus};
@@ -97,12 +97,8 @@ async fn sync(
     let trust = irsa_trust_policy(&provider_arn, &issuer, &namespace, &sa_name, &audience);
     let desired = desired_role(&isa.spec.role, &isa.spec.policies, trust, &owner, settings)?;
 
-    if let Some(winner) = older_claim(isa, ctx) {
-        return Err(Error::ServiceAccountConflict {
-            kind: <IamServiceAccount as ManagedKind>::KIND,
-            service_account: sa_name,
-            winner,
-        });
+    if let Some(conflict) = claim_conflict(isa, ctx) {
+        return Err(conflict);
     }
 
     // The classic IRSA failures, caught before anything is written.

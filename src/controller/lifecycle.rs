@@ -150,13 +150,13 @@ pub fn owner_of<K: ManagedKind>(obj: &K, ctx: &Context) -> Owner {
     }
 }
 
-/// The name of an older object of the same kind claiming the same
-/// ServiceAccount: that one wins, so the outcome does not depend on which
-/// reconcile ran first.
-pub fn older_claim<K: ManagedKind>(obj: &K, ctx: &Context) -> Option<String> {
+/// `ServiceAccountConflict` when an older object of the same kind claims the
+/// same ServiceAccount: that one wins, so the outcome does not depend on
+/// which reconcile ran first.
+pub fn claim_conflict<K: ManagedKind>(obj: &K, ctx: &Context) -> Option<Error> {
     let store = K::store(ctx).get()?;
     let me = (obj.creation_timestamp(), obj.name_any());
-    store
+    let winner = store
         .state()
         .iter()
         .filter(|other| {
@@ -167,7 +167,12 @@ pub fn older_claim<K: ManagedKind>(obj: &K, ctx: &Context) -> Option<String> {
         })
         .filter(|other| (other.creation_timestamp(), other.name_any()) < me)
         .map(|other| other.name_any())
-        .min()
+        .min()?;
+    Some(Error::ServiceAccountConflict {
+        kind: K::KIND,
+        service_account: obj.service_account_name(),
+        winner,
+    })
 }
 
 fn backoff_key<K: ManagedKind>(obj: &K) -> String {

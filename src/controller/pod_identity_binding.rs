@@ -10,7 +10,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
 
-use super::lifecycle::{ManagedKind, older_claim, owner_of};
+use super::lifecycle::{ManagedKind, claim_conflict, owner_of};
 use super::role::{remove_role, sync_role};
 use super::service_account::ROLE_ARN;
 use super::status::{self, Outcome, ReadyStatus};
@@ -118,18 +118,14 @@ async fn sync(
 
     // Desire: everything from the spec is checked before any AWS call.
     let desired = desired_binding(&pib.spec, &owner, &ctx.settings)?;
-    if let Some(winner) = older_claim(pib, ctx) {
+    if let Some(conflict) = claim_conflict(pib, ctx) {
         // An association this object made before it lost the claim would
         // block the winner for ever: it goes.
         if status.association_id.is_some() {
             release_associations(ctx, pib, &owner).await?;
             learned.association = Some(None);
         }
-        return Err(Error::ServiceAccountConflict {
-            kind: <PodIdentityBinding as ManagedKind>::KIND,
-            service_account: sa_name,
-            winner,
-        });
+        return Err(conflict);
     }
     ensure_cluster(ctx).await?;
 
