@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::policy::desire::Defaults;
 use crate::policy::{ValidationError, validate_permissions_boundary_arn, validate_role_path};
 
 /// Reconciles AWS IAM roles for IRSA and EKS Pod Identity from Kubernetes
@@ -77,6 +78,20 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// What desire takes from the configuration.
+    pub fn defaults(&self) -> Defaults {
+        Defaults {
+            cluster_name: self.cluster_name.clone(),
+            region: self.region.clone(),
+            account_id: self.account_id.clone(),
+            partition: self.partition.clone(),
+            issuer: self.issuer.clone(),
+            role_name_prefix: self.role_name_prefix.clone(),
+            forced_role_path: self.forced_role_path.clone(),
+            forced_permissions_boundary: self.forced_permissions_boundary.clone(),
+        }
+    }
+
     pub fn watches(&self, namespace: &str) -> bool {
         self.watch_namespaces.is_empty() || self.watch_namespaces.iter().any(|n| n == namespace)
     }

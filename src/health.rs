@@ -3,22 +3,30 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// Ready once the controllers run (CRDs found, AWS identity known).
-#[derive(Default, Clone)]
-pub struct Readiness(Arc<AtomicBool>);
+/// Ready once every controller runs: AWS identity known and each one's CRD
+/// found, so that a rollout waits for an operator that can do its work.
+#[derive(Clone)]
+pub struct Readiness(Arc<AtomicUsize>);
 
 impl Readiness {
-    pub fn set_ready(&self) {
-        self.0.store(true, Ordering::Relaxed);
+    /// Not ready until `controllers` have called `controller_running`.
+    pub fn new(controllers: usize) -> Self {
+        Readiness(Arc::new(AtomicUsize::new(controllers)))
+    }
+
+    pub fn controller_running(&self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.load(Ordering::Relaxed) == 0
     }
 }
 
@@ -58,7 +66,19 @@ fn respond(request_line: &str, ready: bool) -> (&'static str, &'static str) {
 
 #[cfg(test)]
 mod tests {
-    use super::respond;
+    use super::{Readiness, respond};
+
+    #[test]
+    fn ready_only_once_every_controller_runs() {
+        let readiness = Readiness::new(2);
+        assert!(!readiness.is_ready());
+        readiness.controller_running();
+        assert!(!readiness.is_ready());
+        readiness.controller_running();
+        assert!(readiness.is_ready());
+        readiness.controller_running();
+        assert!(readiness.is_ready());
+    }
 
     #[test]
     fn probes_answer_by_path_and_readiness() {

@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), String> {
     args.validate().map_err(|e| format!("configuration: {e}"))?;
-    let readiness = Readiness::default();
+    let readiness = Readiness::new(2);
     tokio::spawn({
         let readiness = readiness.clone();
         let address = args.metrics_address;
@@ -117,10 +117,9 @@ async fn run(args: Args) -> Result<(), String> {
         Eks::new(&aws),
         settings,
     ));
-    readiness.set_ready();
     tokio::join!(
-        lifecycle::run(ctx.clone(), isa_api, sa_api.clone()),
-        lifecycle::run(ctx, pib_api, sa_api),
+        lifecycle::run(ctx.clone(), isa_api, sa_api.clone(), readiness.clone()),
+        lifecycle::run(ctx, pib_api, sa_api, readiness),
     );
     tracing::info!("stopped");
     Ok(())

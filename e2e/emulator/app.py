@@ -1,4 +1,4 @@
-"""The WSGI app in front of moto: control API, fault injection, call log, Pod Identity."""
+"""The WSGI app in front of moto: control API, fault injection, call log, Pod Identity, IAM rules."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .aws_errors import Response, fault_response, rest_json_error
 from .classify import AwsRequest, classify
 from .control import PREFIX, ControlApi
 from .faults import CallLog, FaultInjector
+from .iam_rules import IamRules
 from .pod_identity import PodIdentityStore, Scope
 
 StartResponse = Callable[..., Any]
@@ -62,6 +63,7 @@ class EmulatorApp:
         self.store = PodIdentityStore(moto_bridge.MotoDirectory())
         self.faults = FaultInjector()
         self.calls = CallLog()
+        self.iam_rules = IamRules()
         self.control = ControlApi(
             moto_app=self.moto_app, store=self.store, faults=self.faults, calls=self.calls
         )
@@ -94,6 +96,12 @@ class EmulatorApp:
                 return _send(response, recording_start_response)
             if eks_api.handles(request):
                 return _send(self._pod_identity(environ, request, body), recording_start_response)
+            if request.service == "iam":
+                with self.iam_rules.exclusive(request.operation):
+                    refusal = self.iam_rules.check(environ, request, body)
+                    if refusal is not None:
+                        return _send(refusal, recording_start_response)
+                    return self.moto_app(environ, recording_start_response)
             return self.moto_app(environ, recording_start_response)
         finally:
             self.calls.record(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,17 +24,20 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.utilities.utils import get_partition
 from werkzeug.test import Client
 
 from .pod_identity import Scope
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
+    "IamRole",
     "MotoDirectory",
     "MotoRequestHandler",
     "account_for",
     "build_app",
     "describe_cluster",
+    "find_iam_role",
     "posix_seconds",
     "reset",
     "upsert_cluster",
@@ -89,6 +93,37 @@ class MotoDirectory:
         except (IamNotFound, KeyError):
             return None
         return posix_seconds(role.create_date)
+
+
+@dataclass(frozen=True)
+class IamRole:
+    """A snapshot of what iam_rules needs to know about a role."""
+
+    name: str
+    attached_policy_arns: frozenset[str]
+    inline_policies: dict[str, str]  # name -> document, as sent
+
+
+def find_iam_role(account_id: str, region: str | None, role_name: str) -> IamRole | None:
+    """The role IAM means by role_name, which it matches regardless of case.
+
+    moto matches exactly, so should it ever hold two roles differing only in
+    case, the exact one wins.
+    """
+    backend = iam_backends[account_id][get_partition(region or "us-east-1")]
+    # list() copies in one step, so a role created meanwhile by another
+    # request thread cannot break the iteration.
+    roles = list(backend.roles.values())
+    wanted = role_name.lower()
+    matches = [role for role in roles if role.name.lower() == wanted]
+    if not matches:
+        return None
+    role = next((r for r in matches if r.name == role_name), matches[0])
+    return IamRole(
+        name=role.name,
+        attached_policy_arns=frozenset(role.managed_policies),
+        inline_policies=dict(role.policies),
+    )
 
 
 def posix_seconds(moment: datetime) -> float:

@@ -18,6 +18,7 @@ pub mod reason {
     pub const OIDC_PROVIDER_NOT_FOUND: &str = "OIDCProviderNotFound";
     pub const AUDIENCE_NOT_ALLOWED: &str = "AudienceNotAllowed";
     pub const SERVICE_ACCOUNT_ANNOTATION_MISMATCH: &str = "ServiceAccountAnnotationMismatch";
+    pub const SERVICE_ACCOUNT_AUDIENCE_MISMATCH: &str = "ServiceAccountAudienceMismatch";
     pub const SERVICE_ACCOUNT_CONFLICT: &str = "ServiceAccountConflict";
     pub const SERVICE_ACCOUNT_NOT_FOUND: &str = "ServiceAccountNotFound";
     pub const ASSOCIATION_CONFLICT: &str = "AssociationConflict";

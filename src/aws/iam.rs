@@ -9,29 +9,12 @@ use aws_sdk_iam::types::Tag;
 
 use super::error::{AwsError, absent_as_none};
 use crate::policy::PolicyDocument;
-use crate::policy::role_plan::{RoleAction, RoleState};
+pub use crate::policy::role_plan::RoleSummary;
+use crate::policy::role_plan::{ObservedRole, RoleAction, RoleState};
 
 #[derive(Clone)]
 pub struct Iam {
     client: Client,
-}
-
-/// A role as IAM reports it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObservedRole {
-    pub arn: String,
-    pub created: Option<SystemTime>,
-    pub state: RoleState,
-}
-
-/// What the operator reads of a role it does not manage: enough to say
-/// whether pods could use it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RoleSummary {
-    pub arn: String,
-    pub created: Option<SystemTime>,
-    /// `None` when IAM returned a document that does not parse.
-    pub trust_policy: Option<PolicyDocument>,
 }
 
 /// What went wrong reading a document IAM handed back: it should never

@@ -10,12 +10,15 @@ use super::backoff::Backoff;
 use crate::api::{IamServiceAccount, PodIdentityBinding};
 use crate::aws::{Eks, Iam};
 use crate::config::Settings;
+use crate::policy::desire::Defaults;
 
 pub struct Context {
     pub client: kube::Client,
     pub iam: Iam,
     pub eks: Eks,
     pub settings: Settings,
+    /// What desire takes from the settings, fixed at start.
+    pub defaults: Defaults,
     pub recorder: Recorder,
     pub backoff: Backoff,
     /// Every IamServiceAccount, to find which one owns a ServiceAccount;
@@ -38,6 +41,7 @@ impl Context {
             client,
             iam,
             eks,
+            defaults: settings.defaults(),
             settings,
             backoff: Backoff::default(),
             iam_service_accounts: OnceLock::new(),

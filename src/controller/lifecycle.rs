@@ -20,11 +20,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use super::execute::execute;
+use super::observe::subject_of;
+use super::status::{self, Outcome, ReadyStatus};
 use super::{Context, Error, FINALIZER};
-use crate::policy::ownership::Owner;
+use crate::health::Readiness;
+use crate::policy::desire::Defaults;
+use crate::policy::plan::{Plan, RECORDED_ROLES, RECORDED_SERVICE_ACCOUNTS, Subject};
+use crate::policy::refusal::Refusal;
 
 /// A kind the operator reconciles: one object binds one ServiceAccount in its
-/// namespace to an IAM role.
+/// namespace to an IAM role. Each kind supplies the pure parts (desire and
+/// plan) and its reads; `reconcile` drives the same four steps for every
+/// kind: observe, plan, execute, report.
 pub trait ManagedKind:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
@@ -36,6 +44,9 @@ pub trait ManagedKind:
     + 'static
 {
     const KIND: &'static str;
+    type Desired: Send + Sync;
+    type Observed: Send + Sync;
+    type Status: ReadyStatus;
 
     fn service_account_name(&self) -> String;
 
@@ -43,11 +54,30 @@ pub trait ManagedKind:
     /// exists (it owns the reflector).
     fn store(ctx: &Context) -> &OnceLock<Store<Self>>;
 
-    /// Makes AWS (and the ServiceAccount) match the spec and reports it.
-    fn apply(&self, ctx: &Context) -> impl Future<Output = Result<Action, Error>> + Send;
+    fn current_status(&self) -> Self::Status;
 
-    /// Undoes what `apply` made, as the deletion policy says.
-    fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<Action, Error>> + Send;
+    /// Pure: what the spec and the operator's configuration ask for.
+    fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<Self::Desired, Refusal>;
+
+    /// Every read the plan needs, and no write. For cleanup (`deleting`)
+    /// the reads do not depend on the spec being valid.
+    fn observe(
+        &self,
+        ctx: &Context,
+        subject: Subject,
+        desired: Option<&Self::Desired>,
+        deleting: bool,
+    ) -> impl Future<Output = Result<Self::Observed, Error>> + Send;
+
+    /// Pure: the writes that make AWS and the ServiceAccount match.
+    fn plan(
+        desired: &Result<Self::Desired, Refusal>,
+        observed: &Self::Observed,
+        defaults: &Defaults,
+    ) -> Plan<Self::Status>;
+
+    /// Pure: the writes that undo what `plan` made, as the deletion policy says.
+    fn plan_cleanup(observed: &Self::Observed) -> Plan<Self::Status>;
 }
 
 /// Runs the controller of `K` until shutdown.
@@ -55,8 +85,10 @@ pub async fn run<K: ManagedKind>(
     ctx: Arc<Context>,
     api: Api<K>,
     service_accounts: Api<ServiceAccount>,
+    readiness: Readiness,
 ) {
     wait_for_crd(&api).await;
+    readiness.controller_running();
     let (store, writer) = reflector::store();
     // Status writes (the operator's own) and other changes that leave spec,
     // finalizers, annotations and deletion alone call for no reconcile: each
@@ -70,7 +102,7 @@ pub async fn run<K: ManagedKind>(
         .predicate_filter(
             predicates::generation
                 .combine(predicates::finalizers)
-                .combine(predicates::annotations)
+                .combine(annotations_but_records::<K>)
                 .combine(deletion_requested::<K>),
             PredicateConfig::default(),
         );
@@ -109,6 +141,18 @@ async fn wait_for_crd<K: ManagedKind>(api: &Api<K>) {
     }
 }
 
+/// Annotations, except the operator's own record of what it made: writing
+/// that record must not cost a second round of AWS reads.
+fn annotations_but_records<K: Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    obj.annotations()
+        .iter()
+        .filter(|(key, _)| ![RECORDED_ROLES, RECORDED_SERVICE_ACCOUNTS].contains(&key.as_str()))
+        .for_each(|entry| entry.hash(&mut hasher));
+    Some(hasher.finish())
+}
+
 fn deletion_requested<K: Resource>(obj: &K) -> Option<u64> {
     obj.meta().deletion_timestamp.as_ref().map(|_| 1)
 }
@@ -140,41 +184,6 @@ fn rival_claims<K: ManagedKind>(store: &Store<K>, obj: &K) -> Vec<ObjectRef<K>> 
         .collect()
 }
 
-/// Who owns what `obj` creates in AWS, as the ownership tags say it.
-pub fn owner_of<K: ManagedKind>(obj: &K, ctx: &Context) -> Owner {
-    Owner {
-        cluster: ctx.settings.cluster_name.clone(),
-        kind: K::KIND.into(),
-        namespace: obj.namespace().unwrap_or_default(),
-        name: obj.name_any(),
-    }
-}
-
-/// `ServiceAccountConflict` when an older object of the same kind claims the
-/// same ServiceAccount: that one wins, so the outcome does not depend on
-/// which reconcile ran first.
-pub fn claim_conflict<K: ManagedKind>(obj: &K, ctx: &Context) -> Option<Error> {
-    let store = K::store(ctx).get()?;
-    let me = (obj.creation_timestamp(), obj.name_any());
-    let winner = store
-        .state()
-        .iter()
-        .filter(|other| {
-            other.namespace() == obj.namespace()
-                && other.name_any() != obj.name_any()
-                && other.service_account_name() == obj.service_account_name()
-                && other.meta().deletion_timestamp.is_none()
-        })
-        .filter(|other| (other.creation_timestamp(), other.name_any()) < me)
-        .map(|other| other.name_any())
-        .min()?;
-    Some(Error::ServiceAccountConflict {
-        kind: K::KIND,
-        service_account: obj.service_account_name(),
-        winner,
-    })
-}
-
 fn backoff_key<K: ManagedKind>(obj: &K) -> String {
     format!(
         "{}/{}/{}",
@@ -195,8 +204,8 @@ async fn reconcile<K: ManagedKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     let span = tracing::info_span!("reconcile", kind = K::KIND, namespace = %namespace, name = %obj.name_any());
     let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
         match event {
-            Finalizer::Apply(obj) => obj.apply(&ctx).await,
-            Finalizer::Cleanup(obj) => obj.cleanup(&ctx).await,
+            Finalizer::Apply(obj) => sync(obj.as_ref(), &ctx, false).await,
+            Finalizer::Cleanup(obj) => sync(obj.as_ref(), &ctx, true).await,
         }
     })
     .instrument(span)
@@ -216,6 +225,67 @@ async fn reconcile<K: ManagedKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         Err(e) if !e.is_transient() => Ok(Action::requeue(e.requeue_after())),
         Err(e) => Err(e),
     }
+}
+
+/// Observe, plan, execute, report: the same four steps for both kinds, for
+/// apply and for cleanup.
+async fn sync<K: ManagedKind>(obj: &K, ctx: &Context, deleting: bool) -> Result<Action, Error> {
+    let subject = subject_of(obj, ctx);
+    let desired = obj.desire(&subject, &ctx.defaults);
+    let observed = obj
+        .observe(ctx, subject, desired.as_ref().ok(), deleting)
+        .await;
+    let result = match observed {
+        Ok(observed) => {
+            let plan = match deleting {
+                false => K::plan(&desired, &observed, &ctx.defaults),
+                true => K::plan_cleanup(&observed),
+            };
+            execute(obj, ctx, &plan.steps)
+                .await
+                .map(|executed| (plan, executed))
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok((_, _)) if deleting => Ok(Action::await_change()),
+        Ok((plan, executed)) => {
+            let mut status = plan.status;
+            status.learn(&executed);
+            let outcome = match &plan.verdict {
+                Ok(message) => Outcome::synced(message.clone()),
+                Err(refusal) => {
+                    let error = Error::Refused(refusal.clone());
+                    Outcome::failed(&error, error.to_string())
+                }
+            };
+            report(obj, ctx, status, outcome).await?;
+            match plan.verdict {
+                Ok(_) => Ok(Action::requeue(ctx.settings.resync)),
+                Err(refusal) => Err(refusal.into()),
+            }
+        }
+        Err(e) => {
+            let message = match deleting {
+                true => format!("deleting: {e}"),
+                false => e.to_string(),
+            };
+            let outcome = Outcome::failed(&e, message);
+            // The failure is what matters; a status that cannot be written
+            // is retried with it.
+            let _ = report(obj, ctx, obj.current_status(), outcome).await;
+            Err(e)
+        }
+    }
+}
+
+async fn report<K: ManagedKind>(
+    obj: &K,
+    ctx: &Context,
+    next: K::Status,
+    outcome: Outcome,
+) -> Result<(), Error> {
+    status::report(obj, ctx, &obj.current_status(), next, outcome).await
 }
 
 fn error_policy<K: ManagedKind>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {

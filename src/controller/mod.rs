@@ -1,16 +1,17 @@
-//! The controllers: one reconciler per kind over shared role machinery,
-//! sequencing observe → desire → plan → apply → report. The only module that
-//! combines Kubernetes and AWS I/O.
+//! The controllers: each kind's reads, and what both share — the lifecycle
+//! that drives observe → plan → execute → report, the one executor, status
+//! and Events. The only module that combines Kubernetes and AWS I/O; the
+//! decisions are `crate::policy`'s.
 
 pub mod backoff;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod execute;
 pub mod iam_service_account;
 pub mod lifecycle;
+pub mod observe;
 pub mod pod_identity_binding;
-pub mod role;
-pub mod service_account;
 pub mod status;
 
 pub use context::Context;

@@ -8,15 +8,18 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::execute::Executed;
 use super::lifecycle::ManagedKind;
 use super::{Context, Error, FIELD_MANAGER, events};
-use crate::api::conditions::{READY, find, ready_condition, same_condition};
+use crate::api::conditions::{READY, find, ready_condition, reason, same_condition};
 
 /// A kind's status: its own fields plus `observedGeneration` and the
 /// `Ready` condition, which this module writes the same way for every kind.
-pub trait ReadyStatus: Serialize + Clone + Default + PartialEq {
+pub trait ReadyStatus: Serialize + Clone + Default + PartialEq + Send + Sync {
     fn conditions(&self) -> &[Condition];
     fn set_ready(&mut self, observed_generation: Option<i64>, ready: Condition);
+    /// What the executor learned that the plan could not know.
+    fn learn(&mut self, _executed: &Executed) {}
 }
 
 /// How a reconcile ended, as the `Ready` condition says it.
@@ -25,17 +28,17 @@ pub struct Outcome {
     pub ready: bool,
     pub reason: &'static str,
     pub message: String,
+    /// Not ready, but clearing by itself: a Normal Event, not a Warning.
+    pub waiting: bool,
 }
 
 impl Outcome {
-    pub fn of(result: &Result<String, Error>, synced_reason: &'static str) -> Self {
-        match result {
-            Ok(message) => Outcome {
-                ready: true,
-                reason: synced_reason,
-                message: message.clone(),
-            },
-            Err(e) => Outcome::failed(e, e.to_string()),
+    pub fn synced(message: String) -> Self {
+        Outcome {
+            ready: true,
+            reason: reason::SYNCED,
+            message,
+            waiting: false,
         }
     }
 
@@ -44,6 +47,7 @@ impl Outcome {
             ready: false,
             reason: error.reason(),
             message,
+            waiting: error.is_waiting(),
         }
     }
 }
@@ -78,7 +82,12 @@ where
         return Ok(());
     }
     if !outcome.ready && previous.map(|c| c.reason.as_str()) != Some(outcome.reason) {
-        events::failed(ctx, &obj.object_ref(&()), outcome.reason, outcome.message).await;
+        let object = obj.object_ref(&());
+        if outcome.waiting {
+            events::changed(ctx, &object, outcome.reason, outcome.message).await;
+        } else {
+            events::failed(ctx, &object, outcome.reason, outcome.message).await;
+        }
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     apply_status(&api, &obj.name_any(), &next).await?;
@@ -112,7 +121,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::conditions::{ready_condition, reason};
+    use crate::api::conditions::ready_condition;
 
     #[test]
     fn unchanged_condition_needs_no_write() {

@@ -16,9 +16,39 @@ use super::validate::{
     validate_role_path, validate_tags,
 };
 use crate::api::{PodIdentityBindingSpec, PolicySpec, RoleSpec};
-use crate::config::Settings;
 
 pub const DEFAULT_MAX_SESSION_SECONDS: i32 = 3600;
+
+/// What the operator's configuration decides for every object: with the
+/// spec, all that desire depends on. Filled from flags and AWS discovery at
+/// start, then fixed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
+    pub cluster_name: String,
+    pub region: String,
+    pub account_id: String,
+    pub partition: String,
+    /// `None` when it could not be discovered: IRSA objects then report the
+    /// missing cluster instead of the operator refusing to start.
+    pub issuer: Option<String>,
+    pub role_name_prefix: String,
+    pub forced_role_path: Option<String>,
+    pub forced_permissions_boundary: Option<String>,
+}
+
+impl Defaults {
+    /// The ARN IAM gives a role made under `path` and `name`: known before
+    /// it exists, so a plan can refer to it.
+    pub fn role_arn(&self, path: &str, name: &str) -> String {
+        RoleArn {
+            partition: self.partition.clone(),
+            account: self.account_id.clone(),
+            path: path.to_string(),
+            name: name.to_string(),
+        }
+        .to_string()
+    }
+}
 
 /// Every problem found in a spec, so that one `kubectl describe` shows all
 /// of them instead of one per fix-and-retry round.
@@ -40,7 +70,7 @@ fn note(problems: &mut Vec<String>, result: Result<(), ValidationError>) {
 }
 
 /// The role name a resource uses: its own, or the generated one.
-pub fn desired_role_name(role: &RoleSpec, owner: &Owner, settings: &Settings) -> String {
+pub fn desired_role_name(role: &RoleSpec, owner: &Owner, settings: &Defaults) -> String {
     match role.name.as_deref().filter(|n| !n.is_empty()) {
         Some(name) => name.to_string(),
         None => role_name(
@@ -70,7 +100,7 @@ pub fn desired_role(
     policies: &PolicySpec,
     trust_policy: PolicyDocument,
     owner: &Owner,
-    settings: &Settings,
+    settings: &Defaults,
 ) -> Result<RoleState, InvalidSpec> {
     let mut problems: Vec<String> = Vec::new();
 
@@ -198,7 +228,7 @@ pub struct DesiredBinding {
 pub fn desired_binding(
     spec: &PodIdentityBindingSpec,
     owner: &Owner,
-    settings: &Settings,
+    settings: &Defaults,
 ) -> Result<DesiredBinding, InvalidSpec> {
     let mut problems = Vec::new();
     let role = match (&spec.role, &spec.role_arn) {
@@ -292,10 +322,9 @@ pub fn desired_binding(
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::time::Duration;
 
-    fn settings() -> Settings {
-        Settings {
+    fn settings() -> Defaults {
+        Defaults {
             cluster_name: "prod".into(),
             issuer: Some("https://oidc.eks.us-east-1.amazonaws.com/id/ABC".into()),
             account_id: "123456789012".into(),
@@ -304,8 +333,6 @@ mod tests {
             role_name_prefix: "k8s".into(),
             forced_role_path: None,
             forced_permissions_boundary: None,
-            resync: Duration::from_secs(600),
-            watch_namespaces: Vec::new(),
         }
     }
 

@@ -6,11 +6,16 @@
 //! reconcile build on it and are tested without AWS or a cluster.
 
 pub mod association_plan;
+pub mod binding_plan;
 pub mod desire;
 pub mod document;
+pub mod irsa_plan;
 pub mod naming;
 pub mod ownership;
+pub mod plan;
+pub mod refusal;
 pub mod role_plan;
+pub mod service_account_plan;
 pub mod trust;
 pub mod validate;
 

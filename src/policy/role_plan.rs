@@ -6,6 +6,34 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::document::PolicyDocument;
 use super::ownership::{Owner, Ownership};
+use super::validate::{DEFAULT_MANAGED_POLICIES_QUOTA, INLINE_POLICIES_MAX_SIZE};
+
+/// A role as IAM reports it: the state the plan compares, plus what only
+/// IAM knows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedRole {
+    pub arn: String,
+    /// When IAM made the role, which says whether another service may not
+    /// see it yet.
+    pub created: Option<std::time::SystemTime>,
+    pub state: RoleState,
+}
+
+/// What the operator reads of a role it does not manage: enough to say
+/// whether pods could use it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleSummary {
+    pub arn: String,
+    pub created: Option<std::time::SystemTime>,
+    /// `None` when IAM returned a document that does not parse.
+    pub trust_policy: Option<PolicyDocument>,
+}
+
+/// IAM role names are unique case-insensitively: `MyRole` and `myrole` are
+/// one role, and IAM answers for either.
+pub fn same_role_name(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
 
 /// A role as the operator wants it, or as IAM reports it. Fields hold what
 /// IAM stores, already canonical (policy documents compare semantically).
@@ -188,38 +216,78 @@ pub fn plan_role(
     if !to_tag.is_empty() {
         actions.push(RoleAction::TagRole(to_tag));
     }
-    // Attach before detach and put before delete: the role never has fewer
-    // permissions mid-way than both the old and the new spec grant.
-    actions.extend(
-        desired
-            .managed_policies
-            .difference(&observed.managed_policies)
-            .map(|arn| RoleAction::AttachPolicy(arn.clone())),
-    );
-    actions.extend(
-        desired
-            .inline_policies
-            .iter()
-            .filter(|(name, document)| observed.inline_policies.get(*name) != Some(*document))
-            .map(|(name, document)| RoleAction::PutInlinePolicy {
-                name: name.clone(),
-                document: document.clone(),
-            }),
-    );
-    actions.extend(
-        observed
-            .managed_policies
-            .difference(&desired.managed_policies)
-            .map(|arn| RoleAction::DetachPolicy(arn.clone())),
-    );
-    actions.extend(
-        observed
-            .inline_policies
-            .keys()
-            .filter(|name| !desired.inline_policies.contains_key(*name))
-            .map(|name| RoleAction::DeleteInlinePolicy(name.clone())),
-    );
+    actions.extend(policy_swap(desired, observed));
     Ok(actions)
+}
+
+/// Attach before detach and put before delete, so the role never has fewer
+/// permissions mid-way than both the old and the new spec grant; except
+/// where IAM's quotas (10 managed policies a role by default, 10,240
+/// characters of inline policy) would refuse the addition: those additions
+/// wait until the removals have made room.
+fn policy_swap(desired: &RoleState, observed: &RoleState) -> Vec<RoleAction> {
+    let to_attach: Vec<&String> = desired
+        .managed_policies
+        .difference(&observed.managed_policies)
+        .collect();
+    let to_detach: Vec<&String> = observed
+        .managed_policies
+        .difference(&desired.managed_policies)
+        .collect();
+    let room = DEFAULT_MANAGED_POLICIES_QUOTA.saturating_sub(observed.managed_policies.len());
+    let (attach_first, attach_later) = to_attach.split_at(room.min(to_attach.len()));
+
+    let to_put: Vec<(&String, &PolicyDocument)> = desired
+        .inline_policies
+        .iter()
+        .filter(|(name, document)| observed.inline_policies.get(*name) != Some(*document))
+        .collect();
+    let to_delete: Vec<&String> = observed
+        .inline_policies
+        .keys()
+        .filter(|name| !desired.inline_policies.contains_key(*name))
+        .collect();
+    let mut inline = observed.inline_policies.clone();
+    let mut put_first = Vec::new();
+    let mut put_later = Vec::new();
+    for (name, document) in to_put {
+        let mut after = inline.clone();
+        after.insert(name.clone(), document.clone());
+        if inline_size(&after) <= INLINE_POLICIES_MAX_SIZE {
+            inline = after;
+            put_first.push((name, document));
+        } else {
+            put_later.push((name, document));
+        }
+    }
+
+    let attach = |arn: &&String| RoleAction::AttachPolicy((*arn).clone());
+    let put = |(name, document): &(&String, &PolicyDocument)| RoleAction::PutInlinePolicy {
+        name: (*name).clone(),
+        document: (*document).clone(),
+    };
+    let mut actions: Vec<RoleAction> = attach_first.iter().map(attach).collect();
+    actions.extend(put_first.iter().map(put));
+    actions.extend(
+        to_detach
+            .iter()
+            .map(|arn| RoleAction::DetachPolicy((*arn).clone())),
+    );
+    actions.extend(
+        to_delete
+            .iter()
+            .map(|name| RoleAction::DeleteInlinePolicy((*name).clone())),
+    );
+    actions.extend(attach_later.iter().map(attach));
+    actions.extend(put_later.iter().map(put));
+    actions
+}
+
+fn inline_size(policies: &BTreeMap<String, PolicyDocument>) -> usize {
+    policies
+        .values()
+        .map(PolicyDocument::non_whitespace_len)
+        .sum()
 }
 
 fn non_empty(text: &Option<String>) -> Option<&str> {
@@ -506,5 +574,101 @@ mod tests {
             assert!(!action.operation().is_empty());
             assert!(!action.describe().is_empty());
         }
+    }
+
+    fn policy(n: usize) -> String {
+        format!("arn:aws:iam::123456789012:policy/p{n:02}")
+    }
+
+    fn operations(actions: &[RoleAction]) -> Vec<String> {
+        actions
+            .iter()
+            .map(|a| match a {
+                RoleAction::AttachPolicy(arn) | RoleAction::DetachPolicy(arn) => {
+                    format!(
+                        "{} {}",
+                        a.operation(),
+                        arn.rsplit('/').next().unwrap_or_default()
+                    )
+                }
+                RoleAction::PutInlinePolicy { name, .. } | RoleAction::DeleteInlinePolicy(name) => {
+                    format!("{} {name}", a.operation())
+                }
+                other => other.operation().to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn below_the_quota_a_swap_attaches_before_it_detaches() {
+        let mut observed = desired();
+        observed.managed_policies = (0..5).map(policy).collect();
+        let mut wanted = desired();
+        wanted.managed_policies = (1..6).map(policy).collect();
+        let actions = plan_role(&wanted, Some(&observed), &owner()).expect("ours");
+        assert_eq!(
+            operations(&actions),
+            ["AttachRolePolicy p05", "DetachRolePolicy p00"]
+        );
+    }
+
+    #[test]
+    fn bug4_at_the_managed_policy_quota_a_swap_detaches_first() {
+        let mut observed = desired();
+        observed.managed_policies = (0..10).map(policy).collect();
+        let mut wanted = desired();
+        wanted.managed_policies = (2..12).map(policy).collect();
+        let actions = plan_role(&wanted, Some(&observed), &owner()).expect("ours");
+        assert_eq!(
+            operations(&actions),
+            [
+                "DetachRolePolicy p00",
+                "DetachRolePolicy p01",
+                "AttachRolePolicy p10",
+                "AttachRolePolicy p11"
+            ]
+        );
+        // One slot free: the first addition goes before the removals.
+        observed.managed_policies = (0..9).map(policy).collect();
+        wanted.managed_policies = (1..11).map(policy).collect();
+        let actions = plan_role(&wanted, Some(&observed), &owner()).expect("ours");
+        assert_eq!(
+            operations(&actions),
+            [
+                "AttachRolePolicy p09",
+                "DetachRolePolicy p00",
+                "AttachRolePolicy p10"
+            ]
+        );
+    }
+
+    fn sized(chars: usize) -> PolicyDocument {
+        // The fixed part of this document is 112 non-whitespace characters.
+        let resource = format!("arn:aws:s3:::{}", "b".repeat(chars - 112));
+        let document = doc(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": resource}]}),
+        );
+        assert_eq!(document.non_whitespace_len(), chars);
+        document
+    }
+
+    #[test]
+    fn bug4_near_the_inline_size_limit_a_rename_deletes_first() {
+        let mut observed = desired();
+        observed.inline_policies = BTreeMap::from([("old".to_string(), sized(6000))]);
+        let mut wanted = desired();
+        wanted.inline_policies = BTreeMap::from([("new".to_string(), sized(6000))]);
+        let actions = plan_role(&wanted, Some(&observed), &owner()).expect("ours");
+        assert_eq!(
+            operations(&actions),
+            ["DeleteRolePolicy old", "PutRolePolicy new"]
+        );
+        // Room for both: put first, so the role is never without it.
+        observed.inline_policies = BTreeMap::from([("old".to_string(), sized(4000))]);
+        let actions = plan_role(&wanted, Some(&observed), &owner()).expect("ours");
+        assert_eq!(
+            operations(&actions),
+            ["PutRolePolicy new", "DeleteRolePolicy old"]
+        );
     }
 }

@@ -70,14 +70,18 @@ pub fn start(h: &Harness, extra_args: &[&str]) -> Child {
     let log = std::fs::File::create(&log_path).expect("operator log file");
     eprintln!("operator log: {}", log_path.display());
     let mut command = Command::new("python3");
-    // A test may name another cluster; clap refuses a flag given twice.
+    // A test may name another cluster or address; clap refuses a flag given
+    // twice.
     if !extra_args.contains(&"--cluster-name") {
         command.env("IAM_OPERATOR_CLUSTER_NAME", &h.cluster_name);
     }
     command
         .arg(repo_dir().join("e2e/die-with-parent.py"))
-        .arg(env!("CARGO_BIN_EXE_iam-operator"))
-        .args(["--metrics-address", "127.0.0.1:0"])
+        .arg(env!("CARGO_BIN_EXE_iam-operator"));
+    if !extra_args.contains(&"--metrics-address") {
+        command.args(["--metrics-address", "127.0.0.1:0"]);
+    }
+    command
         .args(extra_args)
         .env("KUBECONFIG", &h.operator_kubeconfig)
         .env("AWS_ENDPOINT_URL", &h.emulator_url)

@@ -47,3 +47,27 @@ def test_role_created_at_is_now_for_a_new_role(far_from_utc):
         assert created is not None and before - 0.001 <= created <= after + 0.001
         assert directory.role_created_at(ACCOUNT, "aws", arn + "-gone") is None
         assert directory.role_created_at("210987654321", "aws", arn) is None
+
+
+def test_find_iam_role_ignores_case_and_prefers_the_exact_name():
+    with mock_aws():
+        iam = boto3.client(
+            "iam", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        # Only moto itself lets two names differ in case; the emulator refuses the second.
+        for name in ("Twin", "twin"):
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST_POLICY)
+        policy = iam.create_policy(PolicyName="p", PolicyDocument=POLICY)["Policy"]["Arn"]
+        iam.attach_role_policy(RoleName="Twin", PolicyArn=policy)
+        iam.put_role_policy(RoleName="Twin", PolicyName="inline", PolicyDocument=POLICY)
+
+        found = moto_bridge.find_iam_role(ACCOUNT, "us-east-1", "Twin")
+        assert found == moto_bridge.IamRole(
+            name="Twin", attached_policy_arns=frozenset({policy}), inline_policies={"inline": POLICY}
+        )
+        assert moto_bridge.find_iam_role(ACCOUNT, "us-east-1", "twin").name == "twin"
+        assert moto_bridge.find_iam_role(ACCOUNT, "us-east-1", "TWIN").name in ("Twin", "twin")
+        assert moto_bridge.find_iam_role(ACCOUNT, "us-east-1", "other") is None
+
+
+POLICY = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}'

@@ -1,0 +1,311 @@
+//! Tables of (desired, observed) → steps and verdict for PodIdentityBinding.
+
+use super::*;
+use crate::api::pod_identity_binding::PodIdentityBindingSpec;
+use crate::api::{PolicySpec, RoleSpec};
+use crate::policy::desire::desired_binding;
+use crate::policy::ownership::Owner;
+use crate::policy::role_plan::ObservedRole;
+use crate::policy::trust::pod_identity_trust_policy;
+
+const ACCOUNT: &str = "123456789012";
+
+fn defaults() -> Defaults {
+    Defaults {
+        cluster_name: "prod".into(),
+        region: "us-east-1".into(),
+        account_id: ACCOUNT.into(),
+        partition: "aws".into(),
+        issuer: None,
+        role_name_prefix: String::new(),
+        forced_role_path: None,
+        forced_permissions_boundary: None,
+    }
+}
+
+fn owner() -> Owner {
+    Owner {
+        cluster: "prod".into(),
+        kind: KIND.into(),
+        namespace: "apps".into(),
+        name: "web".into(),
+    }
+}
+
+fn subject(roles: &[&str], service_accounts: &[&str]) -> Subject {
+    Subject {
+        owner: owner(),
+        uid: "uid-1".into(),
+        generation: 1,
+        recorded: Recorded {
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            service_accounts: service_accounts.iter().map(|s| s.to_string()).collect(),
+        },
+    }
+}
+
+fn created(name: &str, sa: &str) -> PodIdentityBindingSpec {
+    PodIdentityBindingSpec {
+        service_account_name: sa.into(),
+        role: Some(RoleSpec {
+            name: Some(name.into()),
+            ..Default::default()
+        }),
+        policies: Some(PolicySpec::default()),
+        ..Default::default()
+    }
+}
+
+fn existing_arn(arn: &str) -> PodIdentityBindingSpec {
+    PodIdentityBindingSpec {
+        service_account_name: "web".into(),
+        role_arn: Some(arn.into()),
+        ..Default::default()
+    }
+}
+
+fn desire(spec: &PodIdentityBindingSpec) -> Result<DesiredBinding, Refusal> {
+    Ok(desired_binding(spec, &owner(), &defaults())?)
+}
+
+fn role_arn(name: &str) -> String {
+    defaults().role_arn("/", name)
+}
+
+fn our_role(name: &str) -> ObservedRole {
+    let Ok(DesiredBinding {
+        role: BindingRole::Created(state),
+        ..
+    }) = desire(&created(name, "web"))
+    else {
+        panic!("a created role");
+    };
+    ObservedRole {
+        arn: role_arn(name),
+        created: None,
+        state,
+    }
+}
+
+fn association(id: &str, sa: &str, role: &str, tags: bool) -> ObservedAssociation {
+    ObservedAssociation {
+        association_id: id.into(),
+        association_arn: format!(
+            "arn:aws:eks:us-east-1:{ACCOUNT}:podidentityassociation/prod/{id}"
+        ),
+        namespace: "apps".into(),
+        service_account: sa.into(),
+        role_arn: role_arn(role),
+        target_role_arn: None,
+        disable_session_tags: false,
+        tags: if tags {
+            owner().tags()
+        } else {
+            Default::default()
+        },
+    }
+}
+
+fn observed(roles: Vec<(&str, Option<ObservedRole>)>) -> BindingObserved {
+    BindingObserved {
+        subject: subject(&[], &[]),
+        service_account_name: "web".into(),
+        retain: false,
+        status: PodIdentityBindingStatus::default(),
+        cluster_found: true,
+        roles: ObservedRoles(
+            roles
+                .into_iter()
+                .map(|(name, role)| (name.to_string(), role))
+                .collect(),
+        ),
+        existing_role: None,
+        target_role: None,
+        associations: Vec::new(),
+        irsa_role: None,
+        older_claim: None,
+    }
+}
+
+fn operations(plan: &Plan<PodIdentityBindingStatus>) -> Vec<String> {
+    plan.steps
+        .iter()
+        .map(|step| match step {
+            Step::Record(r) => format!("Record{:?}{:?}", r.roles, r.service_accounts),
+            Step::Role { role, action } => format!("{}:{role}", action.operation()),
+            Step::Association { action, .. } => match action {
+                AssociationAction::Delete { association_id } => format!("Delete:{association_id}"),
+                other => other.operation().to_string(),
+            },
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_binding_records_then_makes_the_role_then_the_association() {
+    let plan = plan_binding(
+        &desire(&created("r", "web")),
+        &observed(vec![("r", None)]),
+        &defaults(),
+    );
+    assert_eq!(
+        operations(&plan),
+        [
+            "Record{\"r\"}{\"web\"}",
+            "CreateRole:r",
+            "CreatePodIdentityAssociation"
+        ]
+    );
+    assert_eq!(plan.status.role_arn, Some(role_arn("r")));
+    assert_eq!(plan.status.association_id, None);
+    assert!(plan.verdict.is_ok());
+}
+
+#[test]
+fn a_resync_in_sync_plans_no_write_and_keeps_the_association_in_status() {
+    let mut seen = observed(vec![("r", Some(our_role("r")))]);
+    seen.subject = subject(&["r"], &["web"]);
+    seen.associations = vec![association("a-1", "web", "r", true)];
+    let plan = plan_binding(&desire(&created("r", "web")), &seen, &defaults());
+    assert_eq!(operations(&plan), Vec::<String>::new());
+    assert_eq!(plan.status.association_id.as_deref(), Some("a-1"));
+    assert!(plan.verdict.is_ok());
+}
+
+#[test]
+fn a_renamed_service_account_gets_its_association_before_the_old_one_goes() {
+    let mut seen = observed(vec![("r", Some(our_role("r")))]);
+    seen.subject = subject(&["r"], &["old"]);
+    seen.associations = vec![association("a-old", "old", "r", true)];
+    let plan = plan_binding(&desire(&created("r", "web")), &seen, &defaults());
+    assert_eq!(
+        operations(&plan),
+        [
+            "Record{\"r\"}{\"old\", \"web\"}",
+            "CreatePodIdentityAssociation",
+            "Delete:a-old",
+            "Record{\"r\"}{\"web\"}"
+        ]
+    );
+}
+
+#[test]
+fn bug7_status_lost_the_recorded_names_still_find_every_role_and_association() {
+    // Renamed r1→r2→r3 with deletes failing, then status removed by hand.
+    let mut seen = observed(vec![
+        ("r1", Some(our_role("r1"))),
+        ("r2", Some(our_role("r2"))),
+    ]);
+    seen.subject = subject(&["r1", "r2"], &["a", "b"]);
+    seen.associations = vec![
+        association("x-a", "a", "r1", true),
+        association("x-b", "b", "r2", true),
+    ];
+    let cleanup = operations(&plan_binding_cleanup(&seen));
+    assert_eq!(
+        cleanup,
+        ["Delete:x-a", "Delete:x-b", "DeleteRole:r1", "DeleteRole:r2"]
+    );
+    seen.retain = true;
+    assert!(plan_binding_cleanup(&seen).steps.is_empty());
+}
+
+#[test]
+fn a_loser_deletes_the_association_it_made_and_nothing_else() {
+    let mut seen = observed(vec![]);
+    seen.older_claim = Some("older".into());
+    seen.associations = vec![association("mine", "web", "r", true)];
+    let plan = plan_binding(&desire(&created("r", "web")), &seen, &defaults());
+    assert_eq!(operations(&plan), ["Delete:mine"]);
+    assert_eq!(plan.status.association_id, None);
+    assert_eq!(
+        plan.verdict.map_err(|r| r.reason()),
+        Err(crate::api::conditions::reason::SERVICE_ACCOUNT_CONFLICT)
+    );
+    // The winner's association is not ours: untouched.
+    seen.associations = vec![association("theirs", "web", "r", false)];
+    assert!(
+        plan_binding(&desire(&created("r", "web")), &seen, &defaults())
+            .steps
+            .is_empty()
+    );
+}
+
+#[test]
+fn refusals_come_before_any_write() {
+    let want = desire(&created("r", "web"));
+    let mut foreign_association = observed(vec![("r", None)]);
+    foreign_association.associations = vec![association("x", "web", "someone", false)];
+    let mut no_cluster = observed(vec![("r", None)]);
+    no_cluster.cluster_found = false;
+    let existing = desire(&existing_arn(&role_arn("theirs")));
+    let missing_role = observed(vec![]);
+    let mut untrusting = observed(vec![]);
+    untrusting.existing_role = Some(RoleSummary {
+        arn: role_arn("theirs"),
+        created: None,
+        trust_policy: Some(
+            crate::policy::PolicyDocument::parse(r#"{"Version":"2012-10-17","Statement":[]}"#)
+                .expect("parses"),
+        ),
+    });
+    for (desired, seen, reason) in [
+        (&want, &foreign_association, "AssociationConflict"),
+        (&want, &no_cluster, "ClusterNotFound"),
+        (&existing, &missing_role, "RoleNotFound"),
+        (&existing, &untrusting, "RoleDoesNotTrustPodIdentity"),
+    ] {
+        let plan = plan_binding(desired, seen, &defaults());
+        assert!(plan.steps.is_empty(), "{reason}: {:?}", plan.steps);
+        assert_eq!(plan.verdict.expect_err(reason).reason(), reason);
+    }
+}
+
+#[test]
+fn an_existing_role_is_only_read_and_a_role_we_made_before_goes_after_the_switch() {
+    let mut seen = observed(vec![("r", Some(our_role("r")))]);
+    seen.status.role_name = Some("r".into());
+    seen.status.role_arn = Some(role_arn("r"));
+    seen.subject = subject(&["r"], &["web"]);
+    seen.existing_role = Some(RoleSummary {
+        arn: role_arn("theirs"),
+        created: None,
+        trust_policy: Some(pod_identity_trust_policy()),
+    });
+    seen.associations = vec![association("a-1", "web", "r", true)];
+    let plan = plan_binding(
+        &desire(&existing_arn(&role_arn("theirs"))),
+        &seen,
+        &defaults(),
+    );
+    assert_eq!(
+        operations(&plan),
+        [
+            "UpdatePodIdentityAssociation",
+            "DeleteRole:r",
+            "Record{}{\"web\"}"
+        ]
+    );
+    assert_eq!(plan.status.role_name, None);
+    // roleArn naming the very role the operator made keeps it.
+    seen.existing_role = Some(RoleSummary {
+        arn: role_arn("r"),
+        created: None,
+        trust_policy: Some(pod_identity_trust_policy()),
+    });
+    let plan = plan_binding(&desire(&existing_arn(&role_arn("r"))), &seen, &defaults());
+    assert!(!operations(&plan).contains(&"DeleteRole:r".to_string()));
+}
+
+#[test]
+fn the_irsa_annotation_is_reported_after_the_association_is_in_place() {
+    let mut seen = observed(vec![("r", None)]);
+    seen.irsa_role = Some(role_arn("irsa"));
+    let plan = plan_binding(&desire(&created("r", "web")), &seen, &defaults());
+    assert!(operations(&plan).contains(&"CreatePodIdentityAssociation".to_string()));
+    assert_eq!(
+        plan.verdict.expect_err("warned").reason(),
+        "IRSARoleTakesPrecedence"
+    );
+}

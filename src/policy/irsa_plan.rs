@@ -1,0 +1,325 @@
+//! The plan of an IamServiceAccount: from the role and annotations it
+//! desires and what was observed (roles by every name that may be ours, the
+//! OIDC provider, the ServiceAccount, rival claims), the ordered writes and
+//! the status to report, or the refusal. Pure.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use super::desire::{Defaults, InvalidSpec, desired_role};
+use super::plan::{ObservedRoles, Plan, Recorded, Step, Subject, role_removal_steps, with_record};
+use super::refusal::Refusal;
+use super::role_plan::{RoleState, RoleSummary, plan_role};
+use super::service_account_plan::{
+    AnnotationPlan, ObservedServiceAccount, plan_annotations, wanted_annotations,
+};
+use super::trust::{irsa_trust_admits, irsa_trust_policy, oidc_provider_arn};
+use super::validate::validate_audience;
+use crate::api::{IamServiceAccount, IamServiceAccountStatus};
+
+pub const KIND: &str = "IamServiceAccount";
+
+/// What an IamServiceAccount asks for, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredIrsa {
+    pub role: RoleState,
+    /// The ARN IAM gives the role once made.
+    pub role_arn: String,
+    pub issuer: String,
+    pub provider_arn: String,
+    pub audience: String,
+    pub sts_regional_endpoints: Option<bool>,
+    pub token_expiration_seconds: Option<i64>,
+}
+
+pub fn desired_irsa(
+    isa: &IamServiceAccount,
+    subject: &Subject,
+    defaults: &Defaults,
+) -> Result<DesiredIrsa, Refusal> {
+    let audience = isa.audience().to_string();
+    if let Err(e) = validate_audience("spec.audience", &audience) {
+        return Err(InvalidSpec(vec![e.to_string()]).into());
+    }
+    let Some(issuer) = defaults.issuer.clone() else {
+        return Err(Refusal::ClusterNotFound {
+            cluster: defaults.cluster_name.clone(),
+            region: defaults.region.clone(),
+            detail: "its OIDC issuer could not be read at start; restart the operator once fixed"
+                .into(),
+        });
+    };
+    let owner = &subject.owner;
+    let provider_arn = oidc_provider_arn(&defaults.partition, &defaults.account_id, &issuer);
+    let trust = irsa_trust_policy(
+        &provider_arn,
+        &issuer,
+        &owner.namespace,
+        &isa.service_account_name(),
+        &audience,
+    );
+    let role = desired_role(&isa.spec.role, &isa.spec.policies, trust, owner, defaults)?;
+    Ok(DesiredIrsa {
+        role_arn: defaults.role_arn(&role.path, &role.name),
+        role,
+        issuer,
+        provider_arn,
+        audience,
+        sts_regional_endpoints: isa.spec.sts_regional_endpoints,
+        token_expiration_seconds: isa.spec.token_expiration_seconds,
+    })
+}
+
+/// A role someone else put on the ServiceAccount, as far as it was read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForeignRole {
+    NotAnArn,
+    OtherAccount(String),
+    Missing,
+    Found(RoleSummary),
+    Unreadable,
+}
+
+/// The object and everything read for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IrsaObserved {
+    pub subject: Subject,
+    pub service_account_name: String,
+    /// Set when the spec asks for the ServiceAccount to be created: the
+    /// owner reference it gets.
+    pub create_service_account: Option<OwnerReference>,
+    pub retain: bool,
+    pub status: IamServiceAccountStatus,
+    pub roles: ObservedRoles,
+    /// The provider's client IDs; `None` when the account has no provider.
+    pub provider_audiences: Option<Vec<String>>,
+    pub service_account: Option<ObservedServiceAccount>,
+    pub foreign_role: Option<ForeignRole>,
+    /// An older IamServiceAccount claiming the same ServiceAccount.
+    pub older_claim: Option<String>,
+}
+
+pub fn plan_irsa(
+    desired: &Result<DesiredIrsa, Refusal>,
+    observed: &IrsaObserved,
+) -> Plan<IamServiceAccountStatus> {
+    let sa_name = &observed.service_account_name;
+    let mut status = IamServiceAccountStatus {
+        service_account: Some(sa_name.clone()),
+        ..observed.status.clone()
+    };
+    if let Some(winner) = &observed.older_claim {
+        // The winner's pods must not keep tokens for our role: whatever
+        // annotations this object set go back.
+        let steps = match &observed.service_account {
+            Some(sa) if !sa.owned_keys.is_empty() => vec![Step::ReleaseServiceAccount {
+                name: sa_name.clone(),
+            }],
+            _ => Vec::new(),
+        };
+        return Plan {
+            steps,
+            status,
+            verdict: Err(Refusal::ServiceAccountConflict {
+                kind: KIND,
+                service_account: sa_name.clone(),
+                winner: winner.clone(),
+            }),
+        };
+    }
+    let desired = match desired {
+        Ok(desired) => desired,
+        Err(refusal) => return Plan::refuse(status, refusal.clone()),
+    };
+    status.oidc_provider_arn = Some(desired.provider_arn.clone());
+    match &observed.provider_audiences {
+        None => {
+            return Plan::refuse(
+                status,
+                Refusal::OidcProviderNotFound {
+                    issuer: desired.issuer.clone(),
+                    provider_arn: desired.provider_arn.clone(),
+                    audience: desired.audience.clone(),
+                    cluster: observed.subject.owner.cluster.clone(),
+                },
+            );
+        }
+        Some(allowed) if !allowed.contains(&desired.audience) => {
+            return Plan::refuse(
+                status,
+                Refusal::AudienceNotAllowed {
+                    provider_arn: desired.provider_arn.clone(),
+                    audience: desired.audience.clone(),
+                    allowed: allowed.clone(),
+                },
+            );
+        }
+        Some(_) => {}
+    }
+
+    let owner = &observed.subject.owner;
+    let existing = observed.roles.get(&desired.role.name);
+    let role_actions = match plan_role(&desired.role, existing.map(|r| &r.state), owner) {
+        Ok(actions) => actions,
+        Err(not_owned) => return Plan::refuse(status, not_owned.into()),
+    };
+    // IAM keeps the case a role was made with; a spec differing only in case
+    // names the same role, which stays.
+    let (role_name, role_arn) = match existing {
+        Some(role) if role.state.path == desired.role.path => {
+            (role.state.name.clone(), role.arn.clone())
+        }
+        _ => (desired.role.name.clone(), desired.role_arn.clone()),
+    };
+    let wanted = wanted_annotations(
+        &role_arn,
+        &desired.audience,
+        desired.sts_regional_endpoints,
+        desired.token_expiration_seconds,
+    );
+
+    let mut annotate = None;
+    let mut verdict = Ok(format!("role {role_arn} bound to ServiceAccount {sa_name}"));
+    match &observed.service_account {
+        None => match &observed.create_service_account {
+            Some(owner_ref) => annotate = Some(Some(owner_ref.clone())),
+            None => {
+                verdict = Err(Refusal::ServiceAccountNotFound {
+                    service_account: sa_name.clone(),
+                    role_arn: role_arn.clone(),
+                })
+            }
+        },
+        Some(sa) => match plan_annotations(sa, &wanted) {
+            AnnotationPlan::InPlace => {}
+            AnnotationPlan::Apply => {
+                // A ServiceAccount we created keeps its owner reference in
+                // every apply: left out, server-side apply would remove it.
+                annotate = Some(
+                    observed
+                        .create_service_account
+                        .clone()
+                        .filter(|_| sa.created_by_us),
+                );
+            }
+            AnnotationPlan::ForeignRoleArn(found) => {
+                return Plan::refuse(
+                    status,
+                    Refusal::ServiceAccountAnnotationMismatch {
+                        service_account: sa_name.clone(),
+                        detail: foreign_role_detail(
+                            observed.foreign_role.as_ref(),
+                            desired,
+                            &owner.namespace,
+                            sa_name,
+                        ),
+                        found,
+                        expected: role_arn,
+                    },
+                );
+            }
+            AnnotationPlan::ForeignAudience(found) => {
+                return Plan::refuse(
+                    status,
+                    Refusal::ServiceAccountAudienceMismatch {
+                        service_account: sa_name.clone(),
+                        found,
+                        expected: desired.audience.clone(),
+                    },
+                );
+            }
+        },
+    }
+
+    let mut steps: Vec<Step> = role_actions
+        .into_iter()
+        .map(|action| Step::Role {
+            role: role_name.clone(),
+            action,
+        })
+        .collect();
+    if let Some(owner_ref) = annotate {
+        steps.push(Step::AnnotateServiceAccount {
+            name: sa_name.clone(),
+            annotations: wanted.0,
+            owner: owner_ref,
+        });
+    }
+    // Pods now point at the role in use; only then do other roles of ours
+    // (renamed away from, or left by a rename whose delete failed) go.
+    for old in observed.roles.ours_except(owner, Some(&role_name)) {
+        steps.extend(role_removal_steps(old));
+    }
+    let made = Recorded {
+        roles: [role_name.clone()].into(),
+        ..Default::default()
+    };
+    status.role_name = Some(role_name);
+    status.role_arn = Some(role_arn);
+    Plan {
+        steps: with_record(&observed.subject.recorded, made, steps),
+        status,
+        verdict,
+    }
+}
+
+/// Why a role someone else put on the ServiceAccount will not work for it.
+fn foreign_role_detail(
+    foreign: Option<&ForeignRole>,
+    desired: &DesiredIrsa,
+    namespace: &str,
+    sa: &str,
+) -> String {
+    match foreign {
+        Some(ForeignRole::NotAnArn) => "(that is not a valid role ARN)".into(),
+        Some(ForeignRole::OtherAccount(account)) => {
+            format!("(that role is in account {account}, not this cluster's account)")
+        }
+        Some(ForeignRole::Missing) => "(that role does not exist)".into(),
+        Some(ForeignRole::Found(RoleSummary {
+            trust_policy: Some(trust),
+            ..
+        })) => {
+            let verdict = irsa_trust_admits(
+                trust,
+                &desired.provider_arn,
+                &desired.issuer,
+                namespace,
+                sa,
+                &desired.audience,
+            );
+            if verdict.is_admitted() {
+                "(that role does trust this ServiceAccount, but it is not the role this object manages)".into()
+            } else {
+                format!(
+                    "(its trust policy does not admit system:serviceaccount:{namespace}:{sa}: {verdict:?})"
+                )
+            }
+        }
+        Some(ForeignRole::Found(_)) | Some(ForeignRole::Unreadable) | None => String::new(),
+    }
+}
+
+/// Deletion: every role of ours by every name it may have (unless kept),
+/// then the ServiceAccount given back, or deleted if this object made it.
+pub fn plan_irsa_cleanup(observed: &IrsaObserved) -> Plan<IamServiceAccountStatus> {
+    let mut steps = Vec::new();
+    if !observed.retain {
+        for role in observed.roles.ours_except(&observed.subject.owner, None) {
+            steps.extend(role_removal_steps(role));
+        }
+    }
+    let name = observed.service_account_name.clone();
+    match &observed.service_account {
+        Some(sa) if sa.created_by_us => steps.push(Step::DeleteServiceAccount { name }),
+        Some(sa) if !sa.owned_keys.is_empty() => steps.push(Step::ReleaseServiceAccount { name }),
+        _ => {}
+    }
+    Plan {
+        steps,
+        status: observed.status.clone(),
+        verdict: Ok("deleted".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,365 @@
+//! Tables of (desired, observed) → steps and verdict for IamServiceAccount.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::api::iam_service_account::{IamServiceAccountSpec, ServiceAccountRef};
+use crate::api::{PolicySpec, RoleSpec};
+use crate::policy::ownership::Owner;
+use crate::policy::role_plan::{ObservedRole, RoleAction};
+use crate::policy::service_account_plan::{AUDIENCE, ROLE_ARN};
+use kube::api::ObjectMeta;
+
+const ISSUER: &str = "https://oidc.eks.us-east-1.amazonaws.com/id/ABC";
+const ACCOUNT: &str = "123456789012";
+
+fn defaults() -> Defaults {
+    Defaults {
+        cluster_name: "prod".into(),
+        region: "us-east-1".into(),
+        account_id: ACCOUNT.into(),
+        partition: "aws".into(),
+        issuer: Some(ISSUER.into()),
+        role_name_prefix: String::new(),
+        forced_role_path: None,
+        forced_permissions_boundary: None,
+    }
+}
+
+fn subject(recorded: &[&str]) -> Subject {
+    Subject {
+        owner: Owner {
+            cluster: "prod".into(),
+            kind: KIND.into(),
+            namespace: "apps".into(),
+            name: "web".into(),
+        },
+        uid: "uid-1".into(),
+        generation: 1,
+        recorded: Recorded {
+            roles: recorded.iter().map(|r| r.to_string()).collect(),
+            ..Default::default()
+        },
+    }
+}
+
+fn isa(role_name: Option<&str>) -> IamServiceAccount {
+    IamServiceAccount {
+        metadata: ObjectMeta {
+            name: Some("web".into()),
+            namespace: Some("apps".into()),
+            ..Default::default()
+        },
+        spec: IamServiceAccountSpec {
+            service_account: ServiceAccountRef::default(),
+            role: RoleSpec {
+                name: role_name.map(str::to_string),
+                ..Default::default()
+            },
+            policies: PolicySpec {
+                managed: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
+                inline: BTreeMap::new(),
+            },
+            ..Default::default()
+        },
+        status: None,
+    }
+}
+
+fn desired(role_name: Option<&str>) -> Result<DesiredIrsa, Refusal> {
+    desired_irsa(&isa(role_name), &subject(&[]), &defaults())
+}
+
+/// The role exactly as desired, as IAM would report it, under `stored_name`.
+fn existing(desired: &DesiredIrsa, stored_name: &str) -> ObservedRole {
+    let mut state = desired.role.clone();
+    state.name = stored_name.to_string();
+    ObservedRole {
+        arn: defaults().role_arn("/", stored_name),
+        created: None,
+        state,
+    }
+}
+
+fn ours(name: &str) -> ObservedRole {
+    let desired = desired(Some(name)).expect("valid");
+    existing(&desired, name)
+}
+
+fn annotated(arn: &str) -> ObservedServiceAccount {
+    ObservedServiceAccount {
+        annotations: BTreeMap::from([
+            (ROLE_ARN.to_string(), arn.to_string()),
+            (AUDIENCE.to_string(), "sts.amazonaws.com".to_string()),
+        ]),
+        owned_keys: [ROLE_ARN.to_string(), AUDIENCE.to_string()].into(),
+        created_by_us: false,
+    }
+}
+
+fn observed(roles: Vec<(&str, Option<ObservedRole>)>) -> IrsaObserved {
+    IrsaObserved {
+        subject: subject(&[]),
+        service_account_name: "web".into(),
+        create_service_account: None,
+        retain: false,
+        status: IamServiceAccountStatus::default(),
+        roles: ObservedRoles(
+            roles
+                .into_iter()
+                .map(|(name, role)| (name.to_string(), role))
+                .collect(),
+        ),
+        provider_audiences: Some(vec!["sts.amazonaws.com".into()]),
+        service_account: Some(ObservedServiceAccount::default()),
+        foreign_role: None,
+        older_claim: None,
+    }
+}
+
+fn operations(plan: &Plan<IamServiceAccountStatus>) -> Vec<String> {
+    plan.steps
+        .iter()
+        .map(|step| match step {
+            Step::Record(r) => format!("Record{:?}", r.roles),
+            Step::Role { role, action } => format!("{}:{role}", action.operation()),
+            Step::AnnotateServiceAccount { .. } => "Annotate".into(),
+            Step::ReleaseServiceAccount { .. } => "Release".into(),
+            Step::DeleteServiceAccount { .. } => "DeleteSA".into(),
+            Step::Association { action, .. } => action.operation().into(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_object_records_the_role_then_creates_attaches_and_annotates() {
+    let want = desired(Some("web-role"));
+    let plan = plan_irsa(&want, &observed(vec![("web-role", None)]));
+    assert_eq!(
+        operations(&plan),
+        [
+            "Record{\"web-role\"}",
+            "CreateRole:web-role",
+            "AttachRolePolicy:web-role",
+            "Annotate"
+        ]
+    );
+    assert_eq!(
+        plan.status.role_arn.as_deref(),
+        Some("arn:aws:iam::123456789012:role/web-role")
+    );
+    assert!(plan.verdict.is_ok());
+}
+
+#[test]
+fn a_resync_in_sync_plans_no_write() {
+    let want = desired(Some("web-role"));
+    let role = existing(want.as_ref().expect("valid"), "web-role");
+    let mut seen = observed(vec![("web-role", Some(role.clone()))]);
+    seen.subject = subject(&["web-role"]);
+    seen.service_account = Some(annotated(&role.arn));
+    let plan = plan_irsa(&want, &seen);
+    assert_eq!(operations(&plan), Vec::<String>::new());
+    assert!(plan.verdict.is_ok());
+}
+
+#[test]
+fn bug1_a_foreign_audience_is_refused_by_name_before_any_write() {
+    let want = desired(Some("web-role"));
+    let mut seen = observed(vec![("web-role", None)]);
+    seen.service_account = Some(ObservedServiceAccount {
+        annotations: BTreeMap::from([(AUDIENCE.to_string(), "sts.amazon.com".to_string())]),
+        ..Default::default()
+    });
+    let plan = plan_irsa(&want, &seen);
+    assert!(plan.steps.is_empty());
+    assert_eq!(
+        plan.verdict,
+        Err(Refusal::ServiceAccountAudienceMismatch {
+            service_account: "web".into(),
+            found: "sts.amazon.com".into(),
+            expected: "sts.amazonaws.com".into(),
+        })
+    );
+}
+
+#[test]
+fn bug2_and_7_every_role_that_may_be_ours_goes_after_the_rename() {
+    // A→B whose delete of A failed, then B→C; status still names A, and
+    // the record names A and B.
+    let want = desired(Some("c"));
+    let mut seen = observed(vec![
+        ("a", Some(ours("a"))),
+        ("b", Some(ours("b"))),
+        ("c", None),
+    ]);
+    seen.subject = subject(&["a", "b"]);
+    seen.status.role_name = Some("a".into());
+    let plan = plan_irsa(&want, &seen);
+    let ops = operations(&plan);
+    assert_eq!(
+        ops.first().map(String::as_str),
+        Some("Record{\"a\", \"b\", \"c\"}")
+    );
+    let annotate = ops.iter().position(|o| o == "Annotate").expect("annotates");
+    let delete_a = ops
+        .iter()
+        .position(|o| o == "DeleteRole:a")
+        .expect("deletes a");
+    let delete_b = ops
+        .iter()
+        .position(|o| o == "DeleteRole:b")
+        .expect("deletes b");
+    assert!(annotate < delete_a && annotate < delete_b);
+    assert_eq!(ops.last().map(String::as_str), Some("Record{\"c\"}"));
+
+    // Deleting the object instead finds all three, status lost or not.
+    seen.status = IamServiceAccountStatus::default();
+    seen.roles = ObservedRoles(vec![
+        ("a".into(), Some(ours("a"))),
+        ("b".into(), Some(ours("b"))),
+        ("c".into(), Some(ours("c"))),
+    ]);
+    let cleanup = operations(&plan_irsa_cleanup(&seen));
+    for role in ["a", "b", "c"] {
+        assert!(
+            cleanup.contains(&format!("DeleteRole:{role}")),
+            "{cleanup:?}"
+        );
+    }
+}
+
+#[test]
+fn bug3_a_rename_that_only_changes_case_keeps_the_live_role() {
+    let want = desired(Some("myrole"));
+    let role = existing(want.as_ref().expect("valid"), "MyRole");
+    // observe asks by each candidate; both names answer with the one role.
+    let mut seen = observed(vec![("MyRole", Some(role.clone()))]);
+    seen.subject = subject(&["MyRole"]);
+    seen.status.role_name = Some("MyRole".into());
+    seen.service_account = Some(annotated(&role.arn));
+    let plan = plan_irsa(&want, &seen);
+    assert_eq!(operations(&plan), Vec::<String>::new());
+    assert_eq!(plan.status.role_name.as_deref(), Some("MyRole"));
+}
+
+#[test]
+fn bug5_a_loser_gives_back_its_annotations_and_reads_nothing_more() {
+    let want = desired(Some("web-role"));
+    let mut seen = observed(vec![]);
+    seen.older_claim = Some("older".into());
+    seen.service_account = Some(annotated("arn:aws:iam::123456789012:role/web-role"));
+    let plan = plan_irsa(&want, &seen);
+    assert_eq!(operations(&plan), ["Release"]);
+    assert_eq!(
+        plan.verdict.map_err(|r| r.reason()),
+        Err(crate::api::conditions::reason::SERVICE_ACCOUNT_CONFLICT)
+    );
+    // Nothing of ours on it: nothing to give back.
+    seen.service_account = Some(ObservedServiceAccount::default());
+    assert!(plan_irsa(&want, &seen).steps.is_empty());
+}
+
+#[test]
+fn refusals_come_before_any_write() {
+    let want = desired(Some("web-role"));
+    let mut no_provider = observed(vec![("web-role", None)]);
+    no_provider.provider_audiences = None;
+    let mut wrong_audience = observed(vec![("web-role", None)]);
+    wrong_audience.provider_audiences = Some(vec!["sts.amazon.com".into()]);
+    let mut foreign_annotation = observed(vec![("web-role", None)]);
+    foreign_annotation.service_account = Some(ObservedServiceAccount {
+        annotations: BTreeMap::from([(
+            ROLE_ARN.to_string(),
+            "arn:aws:iam::123456789012:role/theirs".to_string(),
+        )]),
+        ..Default::default()
+    });
+    foreign_annotation.foreign_role = Some(ForeignRole::Missing);
+    let mut foreign_role = existing(want.as_ref().expect("valid"), "web-role");
+    foreign_role.state.tags.clear();
+    let not_ours = observed(vec![("web-role", Some(foreign_role))]);
+    let invalid = Err(Refusal::InvalidSpec(InvalidSpec(vec!["bad".into()])));
+    for (desired, seen, reason) in [
+        (&want, &no_provider, "OIDCProviderNotFound"),
+        (&want, &wrong_audience, "AudienceNotAllowed"),
+        (
+            &want,
+            &foreign_annotation,
+            "ServiceAccountAnnotationMismatch",
+        ),
+        (&want, &not_ours, "RoleNotOwned"),
+        (&invalid, &no_provider, "InvalidSpec"),
+    ] {
+        let plan = plan_irsa(desired, seen);
+        assert!(plan.steps.is_empty(), "{reason}: {:?}", plan.steps);
+        let refusal = plan.verdict.expect_err(reason);
+        assert_eq!(refusal.reason(), reason);
+    }
+    let plan = plan_irsa(&want, &foreign_annotation);
+    assert!(
+        plan.verdict
+            .expect_err("refused")
+            .to_string()
+            .contains("that role does not exist")
+    );
+}
+
+#[test]
+fn a_missing_service_account_is_awaited_with_the_role_made() {
+    let want = desired(Some("web-role"));
+    let mut seen = observed(vec![("web-role", None)]);
+    seen.service_account = None;
+    let plan = plan_irsa(&want, &seen);
+    assert!(operations(&plan).contains(&"CreateRole:web-role".to_string()));
+    assert!(!operations(&plan).contains(&"Annotate".to_string()));
+    let refusal = plan.verdict.expect_err("waiting");
+    assert!(refusal.is_waiting());
+    // Asked to create it: annotated, which creates it.
+    seen.create_service_account = Some(Default::default());
+    let plan = plan_irsa(&want, &seen);
+    assert!(matches!(
+        plan.steps.last(),
+        Some(Step::AnnotateServiceAccount { owner: Some(_), .. })
+    ));
+    assert!(plan.verdict.is_ok());
+}
+
+#[test]
+fn cleanup_keeps_what_retain_keeps_and_deletes_the_service_account_it_made() {
+    let mut seen = observed(vec![("web-role", Some(ours("web-role")))]);
+    seen.service_account = Some(ObservedServiceAccount {
+        created_by_us: true,
+        ..Default::default()
+    });
+    assert_eq!(
+        operations(&plan_irsa_cleanup(&seen)),
+        [
+            "DetachRolePolicy:web-role",
+            "DeleteRole:web-role",
+            "DeleteSA"
+        ]
+    );
+    seen.retain = true;
+    seen.service_account = Some(annotated("arn"));
+    assert_eq!(operations(&plan_irsa_cleanup(&seen)), ["Release"]);
+    // A role at a candidate name that is not ours is never touched.
+    let mut foreign = ours("web-role");
+    foreign.state.tags.clear();
+    let mut seen = observed(vec![("web-role", Some(foreign))]);
+    seen.service_account = None;
+    assert!(plan_irsa_cleanup(&seen).steps.is_empty());
+}
+
+#[test]
+fn role_actions_run_on_the_name_iam_stores() {
+    let want = desired(Some("myrole"));
+    let mut role = existing(want.as_ref().expect("valid"), "MyRole");
+    role.state.managed_policies.clear();
+    let seen = observed(vec![("myrole", Some(role))]);
+    let plan = plan_irsa(&want, &seen);
+    assert!(plan.steps.iter().any(|s| matches!(
+        s,
+        Step::Role { role, action: RoleAction::AttachPolicy(_) } if role == "MyRole"
+    )));
+}

@@ -1,0 +1,288 @@
+//! Every reason a plan refuses to write, or stops short of Ready, decided
+//! from what was observed: what the user must change (terminal) and what
+//! resolves by itself (waiting). Pure, so that the plan can return it; the
+//! controller wraps it with the errors only I/O can produce.
+
+use std::time::Duration;
+
+use super::association_plan::AssociationConflict;
+use super::desire::InvalidSpec;
+use super::role_plan::RoleNotOwned;
+use crate::api::conditions::reason;
+
+/// How soon to look again at something that fixes itself (a provider being
+/// created, a ServiceAccount being applied by the same Git sync).
+pub const WAITING_REQUEUE: Duration = Duration::from_secs(30);
+/// How soon to look again at something only a person can fix: slow, but not
+/// never, so a fix made outside Kubernetes (in IAM) is noticed.
+pub const TERMINAL_REQUEUE: Duration = Duration::from_secs(300);
+/// How soon to try again while IAM propagates a new role to EKS, which
+/// usually takes seconds.
+pub const PROPAGATION_REQUEUE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("invalid spec: {0}")]
+    InvalidSpec(#[from] InvalidSpec),
+
+    #[error("{0}")]
+    RoleNotOwned(#[from] RoleNotOwned),
+
+    #[error(
+        "No OpenIDConnect provider found in your account for issuer {issuer}: pods would fail with \
+         \"InvalidIdentityToken: No OpenIDConnect provider found in your account\". Create the IAM OIDC \
+         provider {provider_arn} with client ID {audience} (for example `eksctl utils \
+         associate-iam-oidc-provider --cluster {cluster} --approve`)"
+    )]
+    OidcProviderNotFound {
+        issuer: String,
+        provider_arn: String,
+        audience: String,
+        cluster: String,
+    },
+
+    #[error(
+        "Incorrect token audience: the IAM OIDC provider {provider_arn} lists client IDs [{}] but the \
+         ServiceAccount's tokens carry audience {audience}; add {audience} to the provider's client IDs \
+         (aws iam add-client-id-to-open-id-connect-provider) or set spec.audience to one it lists",
+        allowed.join(", ")
+    )]
+    AudienceNotAllowed {
+        provider_arn: String,
+        audience: String,
+        allowed: Vec<String>,
+    },
+
+    #[error(
+        "ServiceAccount {service_account} is annotated with eks.amazonaws.com/role-arn={found}, set by \
+         someone else; pods would assume that role, and fail with \"Not authorized to perform \
+         sts:AssumeRoleWithWebIdentity\" {detail}. Remove the annotation (or point this object at \
+         another ServiceAccount) and the operator will set {expected}"
+    )]
+    ServiceAccountAnnotationMismatch {
+        service_account: String,
+        found: String,
+        expected: String,
+        detail: String,
+    },
+
+    #[error(
+        "ServiceAccount {service_account} is annotated with eks.amazonaws.com/audience={found}, set by \
+         someone else: the pod identity webhook would mint tokens for audience {found}, and the \
+         role's trust policy admits only {expected}, so every AssumeRoleWithWebIdentity would fail \
+         with \"Incorrect token audience\". Remove that annotation (the operator then sets \
+         {expected}) or set spec.audience: {found}"
+    )]
+    ServiceAccountAudienceMismatch {
+        service_account: String,
+        found: String,
+        expected: String,
+    },
+
+    #[error(
+        "ServiceAccount {service_account} is already claimed by {kind} {winner}, which is older; \
+         delete one of the two or point this one at another ServiceAccount"
+    )]
+    ServiceAccountConflict {
+        kind: &'static str,
+        service_account: String,
+        winner: String,
+    },
+
+    #[error(
+        "ServiceAccount {service_account} does not exist yet: create it, or set \
+         spec.serviceAccount.create: true; the role {role_arn} is ready"
+    )]
+    ServiceAccountNotFound {
+        service_account: String,
+        role_arn: String,
+    },
+
+    #[error(
+        "IAM role {role_arn} ({field}) does not exist; create it or correct the ARN. No Pod \
+         Identity association was made, as it would give pods no credentials"
+    )]
+    RoleNotFound {
+        field: &'static str,
+        role_arn: String,
+    },
+
+    #[error(
+        "the trust policy of IAM role {role_arn} does not allow the EKS Pod Identity principal \
+         pods.eks.amazonaws.com to {}; pods would get no credentials. Add a statement allowing \
+         Service pods.eks.amazonaws.com the actions sts:AssumeRole and sts:TagSession (the operator \
+         never edits a role it did not create)",
+        missing.join(" and ")
+    )]
+    RoleDoesNotTrustPodIdentity {
+        role_arn: String,
+        missing: Vec<&'static str>,
+    },
+
+    #[error("{0}")]
+    AssociationConflict(#[from] AssociationConflict),
+
+    #[error(
+        "EKS does not see IAM role {role_arn} yet ({detail}); the role is new and IAM changes take \
+         a few seconds to reach EKS, so the operator retries shortly"
+    )]
+    WaitingForPropagation { role_arn: String, detail: String },
+
+    #[error(
+        "EKS cluster {cluster} was not found in region {region} ({detail}); Pod Identity \
+         associations live in the cluster. Check the operator's --cluster-name and AWS region"
+    )]
+    ClusterNotFound {
+        cluster: String,
+        region: String,
+        detail: String,
+    },
+
+    #[error(
+        "ServiceAccount {service_account} also carries the IRSA annotation \
+         eks.amazonaws.com/role-arn={irsa_role}. The AWS SDKs' default credential provider chain \
+         tries web identity credentials (IRSA) before the container credential provider that \
+         serves EKS Pod Identity, so pods using it get {irsa_role}, not {pod_identity_role}. \
+         Remove the annotation to switch the pods to Pod Identity (the association is in place; \
+         see https://docs.aws.amazon.com/eks/latest/userguide/pod-id-how-it-works.html)"
+    )]
+    IrsaRoleTakesPrecedence {
+        service_account: String,
+        irsa_role: String,
+        pod_identity_role: String,
+    },
+}
+
+impl Refusal {
+    /// The `Ready` condition's reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::InvalidSpec(_) => reason::INVALID_SPEC,
+            Refusal::RoleNotOwned(_) => reason::ROLE_NOT_OWNED,
+            Refusal::OidcProviderNotFound { .. } => reason::OIDC_PROVIDER_NOT_FOUND,
+            Refusal::AudienceNotAllowed { .. } => reason::AUDIENCE_NOT_ALLOWED,
+            Refusal::ServiceAccountAnnotationMismatch { .. } => {
+                reason::SERVICE_ACCOUNT_ANNOTATION_MISMATCH
+            }
+            Refusal::ServiceAccountAudienceMismatch { .. } => {
+                reason::SERVICE_ACCOUNT_AUDIENCE_MISMATCH
+            }
+            Refusal::ServiceAccountConflict { .. } => reason::SERVICE_ACCOUNT_CONFLICT,
+            Refusal::ServiceAccountNotFound { .. } => reason::SERVICE_ACCOUNT_NOT_FOUND,
+            Refusal::RoleNotFound { .. } => reason::ROLE_NOT_FOUND,
+            Refusal::RoleDoesNotTrustPodIdentity { .. } => reason::ROLE_DOES_NOT_TRUST_POD_IDENTITY,
+            Refusal::AssociationConflict(_) => reason::ASSOCIATION_CONFLICT,
+            Refusal::WaitingForPropagation { .. } => reason::WAITING_FOR_PROPAGATION,
+            Refusal::ClusterNotFound { .. } => reason::CLUSTER_NOT_FOUND,
+            Refusal::IrsaRoleTakesPrecedence { .. } => reason::IRSA_ROLE_TAKES_PRECEDENCE,
+        }
+    }
+
+    /// A static label for metrics; never formatted from the content.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Refusal::InvalidSpec(_) => "invalid_spec",
+            Refusal::RoleNotOwned(_) => "role_not_owned",
+            Refusal::OidcProviderNotFound { .. } => "oidc_provider_not_found",
+            Refusal::AudienceNotAllowed { .. } => "audience_not_allowed",
+            Refusal::ServiceAccountAnnotationMismatch { .. } => {
+                "service_account_annotation_mismatch"
+            }
+            Refusal::ServiceAccountAudienceMismatch { .. } => "service_account_audience_mismatch",
+            Refusal::ServiceAccountConflict { .. } => "service_account_conflict",
+            Refusal::ServiceAccountNotFound { .. } => "service_account_not_found",
+            Refusal::RoleNotFound { .. } => "role_not_found",
+            Refusal::RoleDoesNotTrustPodIdentity { .. } => "role_does_not_trust_pod_identity",
+            Refusal::AssociationConflict(_) => "association_conflict",
+            Refusal::WaitingForPropagation { .. } => "waiting_for_propagation",
+            Refusal::ClusterNotFound { .. } => "cluster_not_found",
+            Refusal::IrsaRoleTakesPrecedence { .. } => "irsa_role_takes_precedence",
+        }
+    }
+
+    /// Waiting is not failing: these clear by themselves, so they are told
+    /// as Normal Events, not Warnings.
+    pub fn is_waiting(&self) -> bool {
+        matches!(
+            self,
+            Refusal::WaitingForPropagation { .. } | Refusal::ServiceAccountNotFound { .. }
+        )
+    }
+
+    /// When to look again.
+    pub fn requeue_after(&self) -> Duration {
+        match self {
+            Refusal::OidcProviderNotFound { .. }
+            | Refusal::AudienceNotAllowed { .. }
+            | Refusal::ServiceAccountNotFound { .. }
+            | Refusal::ServiceAccountAnnotationMismatch { .. }
+            | Refusal::ServiceAccountAudienceMismatch { .. }
+            | Refusal::ServiceAccountConflict { .. }
+            | Refusal::RoleNotFound { .. }
+            | Refusal::RoleDoesNotTrustPodIdentity { .. }
+            | Refusal::AssociationConflict(_) => WAITING_REQUEUE,
+            Refusal::WaitingForPropagation { .. } => PROPAGATION_REQUEUE,
+            Refusal::InvalidSpec(_)
+            | Refusal::RoleNotOwned(_)
+            | Refusal::ClusterNotFound { .. }
+            | Refusal::IrsaRoleTakesPrecedence { .. } => TERMINAL_REQUEUE,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_the_classic_aws_wording_and_the_fix() {
+        let e = Refusal::OidcProviderNotFound {
+            issuer: "https://oidc.example/id/1".into(),
+            provider_arn: "arn:aws:iam::1:oidc-provider/oidc.example/id/1".into(),
+            audience: "sts.amazonaws.com".into(),
+            cluster: "prod".into(),
+        };
+        assert!(
+            e.to_string()
+                .contains("No OpenIDConnect provider found in your account")
+        );
+        assert!(e.to_string().contains("associate-iam-oidc-provider"));
+        let e = Refusal::AudienceNotAllowed {
+            provider_arn: "p".into(),
+            audience: "sts.amazonaws.com".into(),
+            allowed: vec!["sts.amazon.com".into()],
+        };
+        assert!(e.to_string().contains("Incorrect token audience"));
+        assert!(e.to_string().contains("sts.amazon.com"));
+        assert_eq!(e.requeue_after(), WAITING_REQUEUE);
+        let e = Refusal::ServiceAccountAudienceMismatch {
+            service_account: "web".into(),
+            found: "sts.amazon.com".into(),
+            expected: "sts.amazonaws.com".into(),
+        };
+        assert!(e.to_string().contains("Incorrect token audience"));
+        assert_eq!(e.reason(), reason::SERVICE_ACCOUNT_AUDIENCE_MISMATCH);
+    }
+
+    #[test]
+    fn only_states_that_clear_by_themselves_are_waiting() {
+        let propagation = Refusal::WaitingForPropagation {
+            role_arn: "r".into(),
+            detail: "d".into(),
+        };
+        assert!(propagation.is_waiting());
+        assert_eq!(propagation.requeue_after(), PROPAGATION_REQUEUE);
+        assert!(
+            Refusal::ServiceAccountNotFound {
+                service_account: "a".into(),
+                role_arn: "r".into()
+            }
+            .is_waiting()
+        );
+        assert!(!Refusal::InvalidSpec(InvalidSpec(vec!["x".into()])).is_waiting());
+        assert_eq!(
+            Refusal::InvalidSpec(InvalidSpec(vec![])).requeue_after(),
+            TERMINAL_REQUEUE
+        );
+    }
+}
