@@ -34,6 +34,7 @@ async fn create_role(config: &aws_config::SdkConfig, name: &str) -> String {
 fn owner(cluster: &str, namespace: &str, name: &str) -> Owner {
     Owner {
         cluster: cluster.into(),
+        region: "us-east-1".into(),
         kind: "PodIdentityBinding".into(),
         namespace: namespace.into(),
         name: name.into(),

@@ -10,7 +10,7 @@ use iam_operator::policy::PolicyDocument;
 use serde_json::json;
 use support::aws::{attached, get_role, role_exists};
 use support::operator::{ensure_operator, eventually};
-use support::{Harness, harness, is_write};
+use support::{Harness, generated_role_name, harness, is_write};
 
 const ROLE_ARN: &str = "eks.amazonaws.com/role-arn";
 
@@ -98,7 +98,7 @@ async fn example_creates_role_policies_and_service_account_then_resyncs_without_
     let status = status(h, &ns, "external-dns");
     let role = status["roleName"].as_str().expect("roleName").to_string();
     let arn = status["roleArn"].as_str().expect("roleArn").to_string();
-    assert_eq!(role, format!("iam-operator-local-{ns}-external-dns"));
+    assert_eq!(role, generated_role_name(h, &ns, "external-dns"));
     assert_eq!(arn, format!("arn:aws:iam::123456789012:role/{role}"));
     assert_eq!(status["serviceAccount"], "external-dns");
     assert_eq!(

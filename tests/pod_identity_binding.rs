@@ -16,7 +16,7 @@ use iam_operator::policy::{PolicyDocument, pod_identity_trust_policy};
 use serde_json::{Value, json};
 use support::aws::{attached, get_role};
 use support::operator::{ensure_operator, eventually};
-use support::{Call, Harness, harness, is_write};
+use support::{Call, Harness, generated_role_name, harness, is_write};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -174,10 +174,7 @@ async fn example_creates_role_and_association_resyncs_without_writes_and_deletes
 
     let status = status(h, &ns, "s3-reader");
     let role = text(&status["roleName"]);
-    assert_eq!(
-        role,
-        format!("iam-operator-local-{ns}-s3-reader_pod-identity")
-    );
+    assert_eq!(role, generated_role_name(h, &ns, "s3-reader_pod-identity"));
     assert_eq!(
         text(&status["roleArn"]),
         format!("arn:aws:iam::{ACCOUNT}:role/{role}")
@@ -572,7 +569,7 @@ async fn the_older_of_two_bindings_for_one_service_account_wins() {
         status(h, &ns, "first")["associationId"].as_str()
     );
     // The loser made nothing, so deleting it removes nothing of the winner's.
-    let second_role = format!("iam-operator-local-{ns}-second_pod-identity");
+    let second_role = generated_role_name(h, &ns, "second_pod-identity");
     assert!(!role_exists(&aws, &second_role).await);
     delete(h, &ns, "pib/second");
     assert_eq!(

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::operator::{eventually, install, start};
-use support::{Harness, harness};
+use support::{Harness, generated_role_name, harness};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -96,7 +96,7 @@ async fn a_role_eks_cannot_see_yet_is_waited_for_then_associated() {
         "{creates:?}"
     );
     // The role was made once: waiting never re-creates it.
-    let role = format!("iam-operator-local-{ns}-fresh_pod-identity");
+    let role = generated_role_name(h, &ns, "fresh_pod-identity");
     let role_creates = calls
         .iter()
         .filter(|c| c.operation == "CreateRole" && c.target.as_deref() == Some(&role))
@@ -145,7 +145,7 @@ async fn killed_during(h: &Harness, service: &str, operation: &str, name: &str) 
 
     let _restarted = Operator::start(h, &ns, &[]);
     h.wait_ready(&format!("pib/{name}"), &ns);
-    let role = format!("iam-operator-local-{ns}-{name}_pod-identity");
+    let role = generated_role_name(h, &ns, &format!("{name}_pod-identity"));
     let calls = emulator.calls_since(mark);
     let role_creates = calls
         .iter()

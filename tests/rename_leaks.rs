@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::aws::role_exists;
 use support::operator::{ensure_operator, eventually};
-use support::{Harness, harness};
+use support::{Harness, harness, isa_manifest};
 
 const ROLE_ARN: &str = "eks.amazonaws.com/role-arn";
 
@@ -17,24 +17,6 @@ fn setup() -> Option<&'static Harness> {
     let h = harness()?;
     ensure_operator(h, &[]);
     Some(h)
-}
-
-fn isa(name: &str, body: &str) -> String {
-    format!(
-        "apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {{name: {name}}}\nspec:\n{body}"
-    )
-}
-
-fn ready_at(h: &Harness, ns: &str, name: &str, generation: i64) {
-    eventually(
-        &format!("isa/{name} Ready at generation {generation}"),
-        Duration::from_secs(90),
-        || {
-            let s = &h.kubectl_json(&["get", "isa", name, "-n", ns])["status"];
-            (s["observedGeneration"] == generation && s["conditions"][0]["status"] == "True")
-                .then_some(())
-        },
-    );
 }
 
 #[tokio::test]
@@ -48,9 +30,9 @@ async fn bug2_and_7_renames_with_failing_deletes_and_a_lost_status_leak_no_role(
         .collect();
     h.apply(
         &ns,
-        &isa("app", &format!("  role: {{name: {}}}\n", names[0])),
+        &isa_manifest("app", &format!("  role: {{name: {}}}\n", names[0])),
     );
-    ready_at(h, &ns, "app", 1);
+    h.wait_isa_ready_at(&ns, "app", 1);
 
     let emulator = h.emulator();
     // DeleteRole keeps failing for these renames only: this test's roles.
@@ -59,7 +41,10 @@ async fn bug2_and_7_renames_with_failing_deletes_and_a_lost_status_leak_no_role(
     ]}));
     let iam = aws_sdk_iam::Client::new(&h.aws_config().await);
     for (i, name) in names.iter().enumerate().skip(1) {
-        h.apply(&ns, &isa("app", &format!("  role: {{name: {name}}}\n")));
+        h.apply(
+            &ns,
+            &isa_manifest("app", &format!("  role: {{name: {name}}}\n")),
+        );
         eventually(
             &format!("role {name} made"),
             Duration::from_secs(60),

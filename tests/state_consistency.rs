@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use support::aws::{attached, role_exists};
 use support::operator::{ensure_operator, eventually};
-use support::{Harness, harness};
+use support::{Harness, harness, isa_manifest};
 
 const ROLE_ARN: &str = "eks.amazonaws.com/role-arn";
 const AUDIENCE: &str = "eks.amazonaws.com/audience";
@@ -24,24 +24,6 @@ fn setup() -> Option<&'static Harness> {
 
 async fn iam(h: &Harness) -> aws_sdk_iam::Client {
     aws_sdk_iam::Client::new(&h.aws_config().await)
-}
-
-fn isa(name: &str, body: &str) -> String {
-    format!(
-        "apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {{name: {name}}}\nspec:\n{body}"
-    )
-}
-
-fn ready_at(h: &Harness, ns: &str, name: &str, generation: i64) {
-    eventually(
-        &format!("isa/{name} Ready at generation {generation}"),
-        Duration::from_secs(90),
-        || {
-            let s = &h.kubectl_json(&["get", "isa", name, "-n", ns])["status"];
-            (s["observedGeneration"] == generation && s["conditions"][0]["status"] == "True")
-                .then_some(())
-        },
-    );
 }
 
 fn delete(h: &Harness, ns: &str, what: &str) {
@@ -62,7 +44,10 @@ async fn bug1_a_foreign_token_audience_is_refused_by_name_until_removed() {
         &format!("{AUDIENCE}=sts.amazon.com"),
     ]);
     let role = format!("aud-{ns}");
-    h.apply(&ns, &isa("app", &format!("  role: {{name: {role}}}\n")));
+    h.apply(
+        &ns,
+        &isa_manifest("app", &format!("  role: {{name: {role}}}\n")),
+    );
     h.wait_for_reason("isa/app", &ns, "ServiceAccountAudienceMismatch");
     let iam = iam(h).await;
     assert!(
@@ -85,17 +70,20 @@ async fn bug3_a_case_only_rename_keeps_the_live_role() {
     let ns = h.fresh_namespace("case");
     h.kubectl(&["create", "serviceaccount", "app", "-n", &ns]);
     let upper = format!("CaseRole-{ns}");
-    h.apply(&ns, &isa("app", &format!("  role: {{name: {upper}}}\n")));
-    ready_at(h, &ns, "app", 1);
+    h.apply(
+        &ns,
+        &isa_manifest("app", &format!("  role: {{name: {upper}}}\n")),
+    );
+    h.wait_isa_ready_at(&ns, "app", 1);
     let mark = h.emulator().mark();
     h.apply(
         &ns,
-        &isa(
+        &isa_manifest(
             "app",
             &format!("  role: {{name: {}}}\n", upper.to_lowercase()),
         ),
     );
-    ready_at(h, &ns, "app", 2);
+    h.wait_isa_ready_at(&ns, "app", 2);
     let iam = iam(h).await;
     assert!(role_exists(&iam, &upper).await, "the live role was deleted");
     let deletes: Vec<_> = h
@@ -153,15 +141,15 @@ async fn bug4_policy_swaps_at_iams_quotas_succeed() {
     h.kubectl(&["create", "serviceaccount", "app", "-n", &ns]);
     let role = format!("quota-{ns}");
     let spec = |managed: &[&str], inline: &str| {
-        isa(
+        isa_manifest(
             "app",
             &format!("  role: {{name: {role}}}\n{}", policies(managed, inline)),
         )
     };
     h.apply(&ns, &spec(&READ_ONLY[..10], "first"));
-    ready_at(h, &ns, "app", 1);
+    h.wait_isa_ready_at(&ns, "app", 1);
     h.apply(&ns, &spec(&READ_ONLY[2..], "second"));
-    ready_at(h, &ns, "app", 2);
+    h.wait_isa_ready_at(&ns, "app", 2);
     let iam = iam(h).await;
     let expected: BTreeSet<String> = READ_ONLY[2..]
         .iter()
@@ -185,7 +173,10 @@ async fn bug5_a_losing_claim_leaves_only_the_winners_annotations() {
     // Applied one after the other, usually within one second: then the name
     // decides, and the second one applied may win after the first annotated.
     for name in ["b-second", "a-first"] {
-        h.apply(&ns, &isa(name, "  serviceAccount: {name: shared}\n"));
+        h.apply(
+            &ns,
+            &isa_manifest(name, "  serviceAccount: {name: shared}\n"),
+        );
     }
     let objects = h.kubectl_json(&["get", "isa", "-n", &ns]);
     let mut claims: Vec<(String, String, String)> = objects["items"]

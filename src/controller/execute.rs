@@ -10,10 +10,9 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::lifecycle::ManagedKind;
+use super::kind::{Executed, ManagedKind};
 use super::observe::annotation_manager;
 use super::{Context, Error, FIELD_MANAGER, events};
-use crate::policy::association_plan::ObservedAssociation;
 use crate::policy::plan::Step;
 use crate::policy::refusal::Refusal;
 use crate::policy::role_plan::RoleAction;
@@ -32,13 +31,6 @@ pub fn within_propagation_window(created: Option<SystemTime>, now: SystemTime) -
             // A creation time ahead of our clock: certainly new.
             .unwrap_or(true)
     })
-}
-
-/// What running the steps taught that the plan could not know.
-#[derive(Debug, Default)]
-pub struct Executed {
-    /// The association as EKS answered the last create or update.
-    pub association: Option<ObservedAssociation>,
 }
 
 pub async fn execute<K: ManagedKind>(

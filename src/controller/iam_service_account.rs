@@ -4,24 +4,23 @@
 
 use std::sync::OnceLock;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Resource;
 use kube::runtime::reflector::Store;
 
-use super::lifecycle::ManagedKind;
-use super::observe::{as_observed, get_service_account, observe_roles, older_claim};
+use super::kind::ManagedKind;
+use super::observe::{as_observed, get_service_account, observe_roles_of, older_claim};
 use super::{Context, Error};
 use crate::api::{IamServiceAccount, IamServiceAccountStatus};
-use crate::policy::desire::{Defaults, desired_role_name};
+use crate::policy::desire::Defaults;
 use crate::policy::irsa_plan::{
     DesiredIrsa, ForeignRole, IrsaObserved, desired_irsa, plan_irsa, plan_irsa_cleanup,
 };
-use crate::policy::plan::{Plan, Subject, role_candidates};
+use crate::policy::plan::{Plan, Subject};
 use crate::policy::refusal::Refusal;
 use crate::policy::service_account_plan::ROLE_ARN;
 use crate::policy::validate::parse_role_arn;
 
-use super::status::ReadyStatus;
+use super::kind::{ReadyStatus, ready_status_fields};
 
 impl ManagedKind for IamServiceAccount {
     const KIND: &'static str = crate::policy::irsa_plan::KIND;
@@ -86,18 +85,8 @@ impl ManagedKind for IamServiceAccount {
                 .await?;
             observed.foreign_role = foreign_role(ctx, &observed, desired).await?;
         }
-        let spec_name = desired_role_name(&self.spec.role, &observed.subject.owner, &ctx.defaults);
-        let names = role_candidates(
-            observed
-                .subject
-                .recorded
-                .roles
-                .iter()
-                .map(String::as_str)
-                .chain(observed.status.role_name.as_deref())
-                .chain([spec_name.as_str()]),
-        );
-        observed.roles = observe_roles(ctx, names).await?;
+        observed.roles =
+            observe_roles_of(ctx, &observed.subject, Some(&self.spec.role), deleting).await?;
         Ok(observed)
     }
 
@@ -115,14 +104,7 @@ impl ManagedKind for IamServiceAccount {
 }
 
 impl ReadyStatus for IamServiceAccountStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-
-    fn set_ready(&mut self, observed_generation: Option<i64>, ready: Condition) {
-        self.observed_generation = observed_generation;
-        self.conditions = vec![ready];
-    }
+    ready_status_fields!();
 }
 
 /// The role someone else annotated the ServiceAccount with, read so that

@@ -1,14 +1,11 @@
-//! What every kind's reconcile does around its own apply and cleanup: the
-//! watches, namespaces outside the watch list, the finalizer, sorting errors
-//! into terminal and transient, backoff, and the "older claim wins" rule for
-//! a ServiceAccount two objects of one kind name.
+//! The one reconcile of every kind: the watches, namespaces outside the watch
+//! list, the finalizer, the four steps (observe, plan, execute, report) for
+//! apply and cleanup alike, sorting errors into terminal and transient, and
+//! backoff.
 
-use std::fmt::Debug;
-use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
@@ -16,69 +13,15 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Api, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::execute::execute;
+use super::kind::{ManagedKind, ReadyStatus};
 use super::observe::subject_of;
-use super::status::{self, Outcome, ReadyStatus};
+use super::status::{self, Outcome};
 use super::{Context, Error, FINALIZER};
 use crate::health::Readiness;
-use crate::policy::desire::Defaults;
-use crate::policy::plan::{Plan, RECORDED_ROLES, RECORDED_SERVICE_ACCOUNTS, Subject};
-use crate::policy::refusal::Refusal;
-
-/// A kind the operator reconciles: one object binds one ServiceAccount in its
-/// namespace to an IAM role. Each kind supplies the pure parts (desire and
-/// plan) and its reads; `reconcile` drives the same four steps for every
-/// kind: observe, plan, execute, report.
-pub trait ManagedKind:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + Clone
-    + Debug
-    + DeserializeOwned
-    + Serialize
-    + Send
-    + Sync
-    + 'static
-{
-    const KIND: &'static str;
-    type Desired: Send + Sync;
-    type Observed: Send + Sync;
-    type Status: ReadyStatus;
-
-    fn service_account_name(&self) -> String;
-
-    /// The cache of every object of this kind, filled once the controller
-    /// exists (it owns the reflector).
-    fn store(ctx: &Context) -> &OnceLock<Store<Self>>;
-
-    fn current_status(&self) -> Self::Status;
-
-    /// Pure: what the spec and the operator's configuration ask for.
-    fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<Self::Desired, Refusal>;
-
-    /// Every read the plan needs, and no write. For cleanup (`deleting`)
-    /// the reads do not depend on the spec being valid.
-    fn observe(
-        &self,
-        ctx: &Context,
-        subject: Subject,
-        desired: Option<&Self::Desired>,
-        deleting: bool,
-    ) -> impl Future<Output = Result<Self::Observed, Error>> + Send;
-
-    /// Pure: the writes that make AWS and the ServiceAccount match.
-    fn plan(
-        desired: &Result<Self::Desired, Refusal>,
-        observed: &Self::Observed,
-        defaults: &Defaults,
-    ) -> Plan<Self::Status>;
-
-    /// Pure: the writes that undo what `plan` made, as the deletion policy says.
-    fn plan_cleanup(observed: &Self::Observed) -> Plan<Self::Status>;
-}
+use crate::policy::plan::{RECORDED_ROLES, RECORDED_SERVICE_ACCOUNTS};
 
 /// Runs the controller of `K` until shutdown.
 pub async fn run<K: ManagedKind>(

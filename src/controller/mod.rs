@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod execute;
 pub mod iam_service_account;
+pub mod kind;
 pub mod lifecycle;
 pub mod observe;
 pub mod pod_identity_binding;

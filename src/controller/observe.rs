@@ -5,10 +5,13 @@
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::{Api, ResourceExt};
 
-use super::lifecycle::ManagedKind;
+use super::kind::ManagedKind;
+use super::kind::ReadyStatus;
 use super::{Context, Error, FIELD_MANAGER};
+use crate::api::RoleSpec;
+use crate::policy::desire::{desired_role_name, legacy_role_name};
 use crate::policy::ownership::Owner;
-use crate::policy::plan::{ObservedRoles, Recorded, Subject};
+use crate::policy::plan::{ObservedRoles, Recorded, Subject, role_candidates};
 use crate::policy::service_account_plan::ObservedServiceAccount;
 
 /// The object as every plan needs it.
@@ -16,6 +19,7 @@ pub fn subject_of<K: ManagedKind>(obj: &K, ctx: &Context) -> Subject {
     Subject {
         owner: Owner {
             cluster: ctx.defaults.cluster_name.clone(),
+            region: ctx.defaults.region.clone(),
             kind: K::KIND.into(),
             namespace: obj.namespace().unwrap_or_default(),
             name: obj.name_any(),
@@ -23,6 +27,7 @@ pub fn subject_of<K: ManagedKind>(obj: &K, ctx: &Context) -> Subject {
         uid: obj.uid().unwrap_or_default(),
         generation: obj.meta().generation.unwrap_or_default(),
         recorded: Recorded::from_annotations(obj.annotations()),
+        status_role: obj.current_status().role_name().map(str::to_string),
     }
 }
 
@@ -32,7 +37,39 @@ pub fn annotation_manager(uid: &str) -> String {
     format!("{FIELD_MANAGER}/{uid}")
 }
 
-pub async fn observe_roles(ctx: &Context, names: Vec<String>) -> Result<ObservedRoles, Error> {
+/// Reads the roles by every name that may be theirs: the names used before
+/// and the name the spec asks for now. Deleting, also the name generated
+/// before regions were part of generated names, for an object made then
+/// whose status was lost: it costs one read per deletion, not per resync.
+pub async fn observe_roles_of(
+    ctx: &Context,
+    subject: &Subject,
+    role: Option<&RoleSpec>,
+    deleting: bool,
+) -> Result<ObservedRoles, Error> {
+    let previous = subject.previous_roles();
+    let mut spec_names = Vec::new();
+    if let Some(role) = role {
+        spec_names.push(desired_role_name(
+            role,
+            &subject.owner,
+            &ctx.defaults,
+            &previous,
+        ));
+        if deleting {
+            spec_names.extend(legacy_role_name(role, &subject.owner, &ctx.defaults));
+        }
+    }
+    let names = role_candidates(
+        previous
+            .iter()
+            .copied()
+            .chain(spec_names.iter().map(String::as_str)),
+    );
+    observe_roles(ctx, names).await
+}
+
+async fn observe_roles(ctx: &Context, names: Vec<String>) -> Result<ObservedRoles, Error> {
     let mut roles = Vec::with_capacity(names.len());
     for name in names {
         let role = ctx.iam.observe_role(&name).await?;

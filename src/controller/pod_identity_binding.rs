@@ -5,22 +5,19 @@
 
 use std::sync::OnceLock;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::reflector::Store;
 
-use super::execute::Executed;
-use super::lifecycle::ManagedKind;
-use super::observe::{get_service_account, observe_roles, older_claim};
-use super::status::ReadyStatus;
+use super::kind::Executed;
+use super::kind::ManagedKind;
+use super::kind::{ReadyStatus, ready_status_fields};
+use super::observe::{get_service_account, observe_roles_of, older_claim};
 use super::{Context, Error};
 use crate::api::{PodIdentityBinding, PodIdentityBindingStatus};
 use crate::aws::AwsError;
 use crate::policy::association_plan::ObservedAssociation;
 use crate::policy::binding_plan::{BindingObserved, plan_binding, plan_binding_cleanup};
-use crate::policy::desire::{
-    BindingRole, Defaults, DesiredBinding, desired_binding, desired_role_name,
-};
-use crate::policy::plan::{Plan, Subject, role_candidates};
+use crate::policy::desire::{BindingRole, Defaults, DesiredBinding, desired_binding};
+use crate::policy::plan::{Plan, Subject};
 use crate::policy::refusal::Refusal;
 use crate::policy::service_account_plan::ROLE_ARN;
 
@@ -43,7 +40,12 @@ impl ManagedKind for PodIdentityBinding {
     }
 
     fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<DesiredBinding, Refusal> {
-        Ok(desired_binding(&self.spec, &subject.owner, defaults)?)
+        Ok(desired_binding(
+            &self.spec,
+            &subject.owner,
+            defaults,
+            &subject.previous_roles(),
+        )?)
     }
 
     async fn observe(
@@ -111,22 +113,8 @@ impl ManagedKind for PodIdentityBinding {
         if observed.older_claim.is_some() {
             return Ok(observed);
         }
-        let spec_name = self
-            .spec
-            .role
-            .as_ref()
-            .map(|role| desired_role_name(role, &observed.subject.owner, &ctx.defaults));
-        let names = role_candidates(
-            observed
-                .subject
-                .recorded
-                .roles
-                .iter()
-                .map(String::as_str)
-                .chain(observed.status.role_name.as_deref())
-                .chain(spec_name.as_deref()),
-        );
-        observed.roles = observe_roles(ctx, names).await?;
+        observed.roles =
+            observe_roles_of(ctx, &observed.subject, self.spec.role.as_ref(), deleting).await?;
         Ok(observed)
     }
 
@@ -144,14 +132,7 @@ impl ManagedKind for PodIdentityBinding {
 }
 
 impl ReadyStatus for PodIdentityBindingStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-
-    fn set_ready(&mut self, observed_generation: Option<i64>, ready: Condition) {
-        self.observed_generation = observed_generation;
-        self.conditions = vec![ready];
-    }
+    ready_status_fields!();
 
     fn learn(&mut self, executed: &Executed) {
         if let Some(association) = &executed.association {

@@ -8,19 +8,9 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::execute::Executed;
-use super::lifecycle::ManagedKind;
+use super::kind::{ManagedKind, ReadyStatus};
 use super::{Context, Error, FIELD_MANAGER, events};
 use crate::api::conditions::{READY, find, ready_condition, reason, same_condition};
-
-/// A kind's status: its own fields plus `observedGeneration` and the
-/// `Ready` condition, which this module writes the same way for every kind.
-pub trait ReadyStatus: Serialize + Clone + Default + PartialEq + Send + Sync {
-    fn conditions(&self) -> &[Condition];
-    fn set_ready(&mut self, observed_generation: Option<i64>, ready: Condition);
-    /// What the executor learned that the plan could not know.
-    fn learn(&mut self, _executed: &Executed) {}
-}
 
 /// How a reconcile ended, as the `Ready` condition says it.
 #[derive(Debug, Clone, PartialEq, Eq)]

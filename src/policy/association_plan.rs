@@ -345,6 +345,7 @@ mod tests {
     fn owner() -> Owner {
         Owner {
             cluster: "prod".into(),
+            region: "us-east-1".into(),
             kind: "PodIdentityBinding".into(),
             namespace: "apps".into(),
             name: "web".into(),
@@ -798,6 +799,7 @@ mod tests {
         let long = "x".repeat(253);
         let o = Owner {
             cluster: "c".repeat(100),
+            region: "us-east-1".into(),
             kind: "PodIdentityBinding".into(),
             namespace: "n".repeat(63),
             name: long.clone(),

@@ -69,15 +69,7 @@ pub fn plan_binding(
             status.association_id = None;
             status.association_arn = None;
         }
-        return Plan {
-            steps,
-            status,
-            verdict: Err(Refusal::ServiceAccountConflict {
-                kind: KIND,
-                service_account: sa_name.clone(),
-                winner: winner.clone(),
-            }),
-        };
+        return Plan::lost_claim(status, steps, KIND, sa_name, winner);
     }
     let desired = match desired {
         Ok(desired) => desired,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::document::PolicyDocument;
 use super::naming::role_name;
 use super::ownership::{OWNERSHIP_TAG_COUNT, Owner, is_ownership_key};
-use super::role_plan::RoleState;
+use super::role_plan::{RoleState, same_role_name};
 use super::trust::pod_identity_trust_policy;
 use super::validate::{
     RoleArn, ValidationError, parse_role_arn, validate_description, validate_inline_policies_size,
@@ -69,17 +69,48 @@ fn note(problems: &mut Vec<String>, result: Result<(), ValidationError>) {
     }
 }
 
-/// The role name a resource uses: its own, or the generated one.
-pub fn desired_role_name(role: &RoleSpec, owner: &Owner, settings: &Defaults) -> String {
-    match role.name.as_deref().filter(|n| !n.is_empty()) {
-        Some(name) => name.to_string(),
-        None => role_name(
-            &settings.role_name_prefix,
-            &owner.cluster,
-            &owner.namespace,
-            &generated_name_part(owner),
-        ),
+/// The role name a resource uses: its own, or the generated one, which
+/// carries cluster and region so that two clusters of one name in two
+/// regions never share a role. `previous` are the names the object used
+/// before (recorded, in status): a role generated before regions were part
+/// of the name keeps it, since running pods hold its ARN.
+pub fn desired_role_name(
+    role: &RoleSpec,
+    owner: &Owner,
+    settings: &Defaults,
+    previous: &[&str],
+) -> String {
+    if let Some(name) = role.name.as_deref().filter(|n| !n.is_empty()) {
+        return name.to_string();
     }
+    if let Some(legacy) = legacy_role_name(role, owner, settings)
+        && previous.iter().any(|p| same_role_name(p, &legacy))
+    {
+        return legacy;
+    }
+    role_name(
+        &settings.role_name_prefix,
+        &format!("{}-{}", owner.cluster, owner.region),
+        &owner.namespace,
+        &generated_name_part(owner),
+    )
+}
+
+/// The name generated before regions were part of generated names; `None`
+/// when the spec names the role.
+pub fn legacy_role_name(role: &RoleSpec, owner: &Owner, settings: &Defaults) -> Option<String> {
+    role.name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .is_none()
+        .then(|| {
+            role_name(
+                &settings.role_name_prefix,
+                &owner.cluster,
+                &owner.namespace,
+                &generated_name_part(owner),
+            )
+        })
 }
 
 /// Marks Pod Identity roles in generated names, so that an IamServiceAccount
@@ -101,10 +132,11 @@ pub fn desired_role(
     trust_policy: PolicyDocument,
     owner: &Owner,
     settings: &Defaults,
+    previous: &[&str],
 ) -> Result<RoleState, InvalidSpec> {
     let mut problems: Vec<String> = Vec::new();
 
-    let name = desired_role_name(role, owner, settings);
+    let name = desired_role_name(role, owner, settings, previous);
     if role.name.as_deref().is_some_and(|n| !n.is_empty()) {
         note(&mut problems, validate_role_name("spec.role.name", &name));
     }
@@ -229,6 +261,7 @@ pub fn desired_binding(
     spec: &PodIdentityBindingSpec,
     owner: &Owner,
     settings: &Defaults,
+    previous: &[&str],
 ) -> Result<DesiredBinding, InvalidSpec> {
     let mut problems = Vec::new();
     let role = match (&spec.role, &spec.role_arn) {
@@ -240,6 +273,7 @@ pub fn desired_binding(
                 pod_identity_trust_policy(),
                 owner,
                 settings,
+                previous,
             ) {
                 Ok(state) => Some(BindingRole::Created(state)),
                 Err(InvalidSpec(more)) => {
@@ -325,24 +359,13 @@ mod tests {
 
     fn settings() -> Defaults {
         Defaults {
-            cluster_name: "prod".into(),
-            issuer: Some("https://oidc.eks.us-east-1.amazonaws.com/id/ABC".into()),
-            account_id: "123456789012".into(),
-            partition: "aws".into(),
-            region: "us-east-1".into(),
             role_name_prefix: "k8s".into(),
-            forced_role_path: None,
-            forced_permissions_boundary: None,
+            ..crate::policy::fixtures::defaults()
         }
     }
 
     fn owner() -> Owner {
-        Owner {
-            cluster: "prod".into(),
-            kind: "IamServiceAccount".into(),
-            namespace: "apps".into(),
-            name: "web".into(),
-        }
+        crate::policy::fixtures::owner("IamServiceAccount")
     }
 
     fn desire(role: RoleSpec, policies: PolicySpec) -> Result<RoleState, InvalidSpec> {
@@ -352,17 +375,49 @@ mod tests {
             pod_identity_trust_policy(),
             &owner(),
             &settings(),
+            &[],
         )
     }
 
     #[test]
     fn defaults_give_a_generated_name_root_path_and_one_hour() {
         let role = desire(RoleSpec::default(), PolicySpec::default()).expect("valid");
-        assert_eq!(role.name, "k8s-prod-apps-web");
+        assert_eq!(role.name, "k8s-prod-us-east-1-apps-web");
         assert_eq!(role.path, "/");
         assert_eq!(role.max_session_seconds, 3600);
         assert_eq!(role.description, None);
         assert_eq!(role.tags, owner().tags());
+    }
+
+    #[test]
+    fn bug6_generated_names_tell_regions_apart_and_earlier_names_stay() {
+        let east = desired_role_name(&RoleSpec::default(), &owner(), &settings(), &[]);
+        let west_owner = Owner {
+            region: "us-west-2".into(),
+            ..owner()
+        };
+        let west = desired_role_name(&RoleSpec::default(), &west_owner, &settings(), &[]);
+        assert_ne!(east, west);
+        let legacy =
+            legacy_role_name(&RoleSpec::default(), &owner(), &settings()).expect("generated");
+        assert_eq!(legacy, "k8s-prod-apps-web");
+        // An object whose role was generated before keeps it, whatever
+        // the case status or the record keep it in.
+        for previous in [legacy.as_str(), "K8S-PROD-APPS-WEB"] {
+            assert_eq!(
+                desired_role_name(&RoleSpec::default(), &owner(), &settings(), &[previous]),
+                legacy
+            );
+        }
+        assert_eq!(
+            desired_role_name(&RoleSpec::default(), &owner(), &settings(), &["other"]),
+            east
+        );
+        let named = RoleSpec {
+            name: Some("mine".into()),
+            ..Default::default()
+        };
+        assert_eq!(legacy_role_name(&named, &owner(), &settings()), None);
     }
 
     #[test]
@@ -394,6 +449,7 @@ mod tests {
             pod_identity_trust_policy(),
             &owner(),
             &s,
+            &[],
         )
         .expect("valid");
         assert_eq!(role.path, "/k8s/");
@@ -586,12 +642,12 @@ mod tests {
             managed: vec!["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess".into()],
             ..Default::default()
         });
-        let desired = desired_binding(&spec, &binding_owner(), &settings()).expect("valid");
+        let desired = desired_binding(&spec, &binding_owner(), &settings(), &[]).expect("valid");
         let BindingRole::Created(role) = desired.role else {
             panic!("{:?}", desired.role)
         };
         assert_eq!(role.trust_policy, pod_identity_trust_policy());
-        assert_eq!(role.name, "k8s-prod-apps-web_pod-identity");
+        assert_eq!(role.name, "k8s-prod-us-east-1-apps-web_pod-identity");
         assert_eq!(
             role.managed_policies,
             BTreeSet::from(["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess".to_string()])
@@ -606,9 +662,10 @@ mod tests {
 
     #[test]
     fn the_two_kinds_never_generate_the_same_role_name() {
-        let irsa = desired_role_name(&RoleSpec::default(), &owner(), &settings());
-        let pod_identity = desired_role_name(&RoleSpec::default(), &binding_owner(), &settings());
-        assert_eq!(irsa, "k8s-prod-apps-web");
+        let irsa = desired_role_name(&RoleSpec::default(), &owner(), &settings(), &[]);
+        let pod_identity =
+            desired_role_name(&RoleSpec::default(), &binding_owner(), &settings(), &[]);
+        assert_eq!(irsa, "k8s-prod-us-east-1-apps-web");
         assert_ne!(irsa, pod_identity);
         let long = Owner {
             name: "n".repeat(60),
@@ -618,11 +675,11 @@ mod tests {
             kind: "IamServiceAccount".into(),
             ..long.clone()
         };
-        let named = desired_role_name(&RoleSpec::default(), &long, &settings());
+        let named = desired_role_name(&RoleSpec::default(), &long, &settings(), &[]);
         assert!(named.len() <= 64, "{named}");
         assert_ne!(
             named,
-            desired_role_name(&RoleSpec::default(), &long_irsa, &settings())
+            desired_role_name(&RoleSpec::default(), &long_irsa, &settings(), &[])
         );
     }
 
@@ -631,7 +688,7 @@ mod tests {
         let mut spec = binding(None, Some("arn:aws:iam::123456789012:role/team/s3-reader"));
         spec.target_role_arn = Some("arn:aws:iam::210987654321:role/data-reader".into());
         spec.disable_session_tags = Some(true);
-        let desired = desired_binding(&spec, &binding_owner(), &settings()).expect("valid");
+        let desired = desired_binding(&spec, &binding_owner(), &settings(), &[]).expect("valid");
         let BindingRole::Existing(arn) = &desired.role else {
             panic!("{:?}", desired.role)
         };
@@ -650,7 +707,7 @@ mod tests {
     fn an_empty_target_role_means_none() {
         let mut spec = binding(Some(RoleSpec::default()), None);
         spec.target_role_arn = Some(String::new());
-        let desired = desired_binding(&spec, &binding_owner(), &settings()).expect("valid");
+        let desired = desired_binding(&spec, &binding_owner(), &settings(), &[]).expect("valid");
         assert_eq!(desired.target_role, None);
     }
 
@@ -708,7 +765,7 @@ mod tests {
             ),
         ];
         for (spec, expected) in cases {
-            let err = desired_binding(&spec, &binding_owner(), &settings())
+            let err = desired_binding(&spec, &binding_owner(), &settings(), &[])
                 .expect_err(&format!("refused: {spec:?}"));
             assert!(
                 err.to_string().contains(expected),
@@ -729,7 +786,7 @@ mod tests {
                 None,
             )
         };
-        let err = desired_binding(&spec, &binding_owner(), &settings()).expect_err("invalid");
+        let err = desired_binding(&spec, &binding_owner(), &settings(), &[]).expect_err("invalid");
         assert_eq!(err.0.len(), 2, "{err}");
     }
 }

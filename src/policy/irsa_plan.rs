@@ -57,7 +57,14 @@ pub fn desired_irsa(
         &isa.service_account_name(),
         &audience,
     );
-    let role = desired_role(&isa.spec.role, &isa.spec.policies, trust, owner, defaults)?;
+    let role = desired_role(
+        &isa.spec.role,
+        &isa.spec.policies,
+        trust,
+        owner,
+        defaults,
+        &subject.previous_roles(),
+    )?;
     Ok(DesiredIrsa {
         role_arn: defaults.role_arn(&role.path, &role.name),
         role,
@@ -116,15 +123,7 @@ pub fn plan_irsa(
             }],
             _ => Vec::new(),
         };
-        return Plan {
-            steps,
-            status,
-            verdict: Err(Refusal::ServiceAccountConflict {
-                kind: KIND,
-                service_account: sa_name.clone(),
-                winner: winner.clone(),
-            }),
-        };
+        return Plan::lost_claim(status, steps, KIND, sa_name, winner);
     }
     let desired = match desired {
         Ok(desired) => desired,

@@ -9,6 +9,8 @@ pub mod association_plan;
 pub mod binding_plan;
 pub mod desire;
 pub mod document;
+#[cfg(test)]
+pub mod fixtures;
 pub mod irsa_plan;
 pub mod naming;
 pub mod ownership;

@@ -9,14 +9,18 @@ pub const CLUSTER_KEY: &str = "iam-operator.io/cluster";
 pub const NAMESPACE_KEY: &str = "iam-operator.io/namespace";
 pub const KIND_KEY: &str = "iam-operator.io/kind";
 pub const NAME_KEY: &str = "iam-operator.io/name";
+/// Two EKS clusters of one name in two regions of one account are two
+/// owners.
+pub const REGION_KEY: &str = "iam-operator.io/region";
 
 /// Ownership tags take this many of IAM's 50 tags per role.
-pub const OWNERSHIP_TAG_COUNT: usize = 5;
+pub const OWNERSHIP_TAG_COUNT: usize = 6;
 
 /// The Kubernetes object a role or association belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub cluster: String,
+    pub region: String,
     pub kind: String,
     pub namespace: String,
     pub name: String,
@@ -39,6 +43,7 @@ impl Owner {
         BTreeMap::from([
             (MANAGED_BY_KEY.to_string(), MANAGED_BY_VALUE.to_string()),
             (CLUSTER_KEY.to_string(), self.cluster.clone()),
+            (REGION_KEY.to_string(), self.region.clone()),
             (NAMESPACE_KEY.to_string(), self.namespace.clone()),
             (KIND_KEY.to_string(), self.kind.clone()),
             (NAME_KEY.to_string(), self.name.clone()),
@@ -50,20 +55,27 @@ impl Owner {
             return Ownership::Foreign;
         }
         let mine = self.tags();
-        let differs = [CLUSTER_KEY, NAMESPACE_KEY, KIND_KEY, NAME_KEY]
-            .iter()
-            .any(|key| tags.get(*key) != mine.get(*key));
+        // Tagged before regions were told apart: the cluster name decides,
+        // and the next sync adds the region tag.
+        let other_region = tags.get(REGION_KEY).is_some_and(|r| *r != self.region);
+        let differs = other_region
+            || [CLUSTER_KEY, NAMESPACE_KEY, KIND_KEY, NAME_KEY]
+                .iter()
+                .any(|key| tags.get(*key) != mine.get(*key));
         if !differs {
             return Ownership::Ours;
         }
         let tag = |key: &str| tags.get(key).map(String::as_str).unwrap_or("?");
         Ownership::OtherOwner {
             description: format!(
-                "{} {}/{} in cluster {}",
+                "{} {}/{} in cluster {} ({})",
                 tag(KIND_KEY),
                 tag(NAMESPACE_KEY),
                 tag(NAME_KEY),
-                tag(CLUSTER_KEY)
+                tag(CLUSTER_KEY),
+                tags.get(REGION_KEY)
+                    .map(String::as_str)
+                    .unwrap_or("region not tagged")
             ),
         }
     }
@@ -81,6 +93,7 @@ mod tests {
     fn owner() -> Owner {
         Owner {
             cluster: "prod".into(),
+            region: "us-east-1".into(),
             kind: "IamServiceAccount".into(),
             namespace: "dns".into(),
             name: "external-dns".into(),
@@ -103,6 +116,7 @@ mod tests {
     fn another_cluster_or_object_is_another_owner() {
         for (key, value) in [
             (CLUSTER_KEY, "staging"),
+            (REGION_KEY, "eu-west-1"),
             (NAMESPACE_KEY, "other"),
             (NAME_KEY, "x"),
             (KIND_KEY, "PodIdentityBinding"),
@@ -116,6 +130,21 @@ mod tests {
                 other => panic!("{key}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn bug6_a_role_tagged_before_regions_counted_is_ours_by_cluster_name() {
+        let mut tags = owner().tags();
+        tags.remove(REGION_KEY);
+        assert_eq!(owner().classify(&tags), Ownership::Ours);
+        let elsewhere = Owner {
+            region: "eu-west-1".into(),
+            ..owner()
+        };
+        assert!(matches!(
+            elsewhere.classify(&owner().tags()),
+            Ownership::OtherOwner { description } if description.contains("us-east-1")
+        ));
     }
 
     #[test]

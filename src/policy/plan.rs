@@ -156,8 +156,24 @@ impl<S> Plan<S> {
         }
     }
 
-    pub fn writes(&self) -> usize {
-        self.steps.len()
+    /// The plan of an object that lost its ServiceAccount to an older
+    /// claim: `steps` give back what it had there, and it says who won.
+    pub fn lost_claim(
+        status: S,
+        steps: Vec<Step>,
+        kind: &'static str,
+        service_account: &str,
+        winner: &str,
+    ) -> Self {
+        Plan {
+            steps,
+            status,
+            verdict: Err(Refusal::ServiceAccountConflict {
+                kind,
+                service_account: service_account.to_string(),
+                winner: winner.to_string(),
+            }),
+        }
     }
 }
 
@@ -168,6 +184,20 @@ pub struct Subject {
     pub uid: String,
     pub generation: i64,
     pub recorded: Recorded,
+    /// The role name status reports.
+    pub status_role: Option<String>,
+}
+
+impl Subject {
+    /// Every name a role of this object had before: recorded or in status.
+    pub fn previous_roles(&self) -> Vec<&str> {
+        self.recorded
+            .roles
+            .iter()
+            .map(String::as_str)
+            .chain(self.status_role.as_deref())
+            .collect()
+    }
 }
 
 /// Every role that may be ours, read by every name that may be its name;

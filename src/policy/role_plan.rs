@@ -337,6 +337,7 @@ mod tests {
     fn owner() -> Owner {
         Owner {
             cluster: "prod".into(),
+            region: "us-east-1".into(),
             kind: "IamServiceAccount".into(),
             namespace: "apps".into(),
             name: "web".into(),

@@ -40,8 +40,26 @@ pub struct Harness {
 }
 
 static HARNESS: OnceLock<Harness> = OnceLock::new();
-static HARNESS_PROCESS: Mutex<Option<Child>> = Mutex::new(None);
+static HARNESS_PROCESS: Mutex<Vec<Child>> = Mutex::new(Vec::new());
 static HARNESS_ARGS: OnceLock<Vec<String>> = OnceLock::new();
+
+/// The role name the operator generates for an object in this harness's
+/// cluster (`name` with the kind's marker, such as `_pod-identity`).
+pub fn generated_role_name(h: &Harness, namespace: &str, name: &str) -> String {
+    iam_operator::policy::role_name(
+        "",
+        &format!("{}-{}", h.cluster_name, h.region),
+        namespace,
+        name,
+    )
+}
+
+/// An IamServiceAccount manifest: `spec_lines` indented under `spec:`.
+pub fn isa_manifest(name: &str, spec_lines: &str) -> String {
+    format!(
+        "apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {{name: {name}}}\nspec:\n{spec_lines}"
+    )
+}
 
 pub fn repo_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -62,14 +80,21 @@ pub fn harness() -> Option<&'static Harness> {
         );
         return None;
     }
-    Some(HARNESS.get_or_init(start_harness))
+    Some(HARNESS.get_or_init(|| start_harness(&HARNESS_ARGS.get().cloned().unwrap_or_default())))
 }
 
-fn start_harness() -> Harness {
+/// Another harness beside the shared one (its own apiserver and emulator),
+/// stopped when the test binary exits.
+pub fn another_harness(args: &[&str]) -> Harness {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    start_harness(&args)
+}
+
+fn start_harness(args: &[String]) -> Harness {
     let mut child = Command::new("python3")
         .arg(repo_dir().join("e2e/harness.py"))
         .args(["up", "--exit-on-stdin-eof"])
-        .args(HARNESS_ARGS.get().cloned().unwrap_or_default())
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -89,7 +114,7 @@ fn start_harness() -> Harness {
     };
     let text = std::fs::read_to_string(&info_path).expect("read harness.json");
     let harness: Harness = serde_json::from_str(&text).expect("parse harness.json");
-    *HARNESS_PROCESS.lock().expect("harness lock") = Some(child);
+    HARNESS_PROCESS.lock().expect("harness lock").push(child);
     harness
 }
 
@@ -257,6 +282,19 @@ impl Harness {
             out.status.success(),
             "kubectl apply: {}",
             String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Polls until the IamServiceAccount `name` is Ready at `generation`.
+    pub fn wait_isa_ready_at(&self, namespace: &str, name: &str, generation: i64) {
+        operator::eventually(
+            &format!("isa/{name} Ready at generation {generation}"),
+            std::time::Duration::from_secs(90),
+            || {
+                let s = &self.kubectl_json(&["get", "isa", name, "-n", namespace])["status"];
+                (s["observedGeneration"] == generation && s["conditions"][0]["status"] == "True")
+                    .then_some(())
+            },
         );
     }
 

@@ -62,6 +62,12 @@ pub fn install(h: &Harness) {
 }
 
 pub fn start(h: &Harness, extra_args: &[&str]) -> Child {
+    start_against(h, &h.emulator_url, extra_args)
+}
+
+/// An operator for `h`'s apiserver and region whose AWS is the emulator at
+/// `emulator_url` (another harness's, so that two clusters share one account).
+pub fn start_against(h: &Harness, emulator_url: &str, extra_args: &[&str]) -> Child {
     static STARTED: AtomicUsize = AtomicUsize::new(0);
     let log_path = h.dir.join("logs").join(format!(
         "operator-{}.log",
@@ -84,7 +90,7 @@ pub fn start(h: &Harness, extra_args: &[&str]) -> Child {
     command
         .args(extra_args)
         .env("KUBECONFIG", &h.operator_kubeconfig)
-        .env("AWS_ENDPOINT_URL", &h.emulator_url)
+        .env("AWS_ENDPOINT_URL", emulator_url)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", &h.region)

@@ -4,32 +4,21 @@ use super::*;
 use crate::api::pod_identity_binding::PodIdentityBindingSpec;
 use crate::api::{PolicySpec, RoleSpec};
 use crate::policy::desire::desired_binding;
-use crate::policy::ownership::Owner;
 use crate::policy::role_plan::ObservedRole;
 use crate::policy::trust::pod_identity_trust_policy;
 
-const ACCOUNT: &str = "123456789012";
+use crate::policy::fixtures::ACCOUNT;
+use crate::policy::ownership::Owner;
 
 fn defaults() -> Defaults {
     Defaults {
-        cluster_name: "prod".into(),
-        region: "us-east-1".into(),
-        account_id: ACCOUNT.into(),
-        partition: "aws".into(),
         issuer: None,
-        role_name_prefix: String::new(),
-        forced_role_path: None,
-        forced_permissions_boundary: None,
+        ..crate::policy::fixtures::defaults()
     }
 }
 
 fn owner() -> Owner {
-    Owner {
-        cluster: "prod".into(),
-        kind: KIND.into(),
-        namespace: "apps".into(),
-        name: "web".into(),
-    }
+    crate::policy::fixtures::owner(KIND)
 }
 
 fn subject(roles: &[&str], service_accounts: &[&str]) -> Subject {
@@ -41,6 +30,7 @@ fn subject(roles: &[&str], service_accounts: &[&str]) -> Subject {
             roles: roles.iter().map(|r| r.to_string()).collect(),
             service_accounts: service_accounts.iter().map(|s| s.to_string()).collect(),
         },
+        status_role: None,
     }
 }
 
@@ -65,7 +55,7 @@ fn existing_arn(arn: &str) -> PodIdentityBindingSpec {
 }
 
 fn desire(spec: &PodIdentityBindingSpec) -> Result<DesiredBinding, Refusal> {
-    Ok(desired_binding(spec, &owner(), &defaults())?)
+    Ok(desired_binding(spec, &owner(), &defaults(), &[])?)
 }
 
 fn role_arn(name: &str) -> String {

@@ -5,41 +5,23 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::api::iam_service_account::{IamServiceAccountSpec, ServiceAccountRef};
 use crate::api::{PolicySpec, RoleSpec};
-use crate::policy::ownership::Owner;
+use crate::policy::fixtures::owner;
 use crate::policy::role_plan::{ObservedRole, RoleAction};
 use crate::policy::service_account_plan::{AUDIENCE, ROLE_ARN};
 use kube::api::ObjectMeta;
 
-const ISSUER: &str = "https://oidc.eks.us-east-1.amazonaws.com/id/ABC";
-const ACCOUNT: &str = "123456789012";
-
-fn defaults() -> Defaults {
-    Defaults {
-        cluster_name: "prod".into(),
-        region: "us-east-1".into(),
-        account_id: ACCOUNT.into(),
-        partition: "aws".into(),
-        issuer: Some(ISSUER.into()),
-        role_name_prefix: String::new(),
-        forced_role_path: None,
-        forced_permissions_boundary: None,
-    }
-}
+use crate::policy::fixtures::defaults;
 
 fn subject(recorded: &[&str]) -> Subject {
     Subject {
-        owner: Owner {
-            cluster: "prod".into(),
-            kind: KIND.into(),
-            namespace: "apps".into(),
-            name: "web".into(),
-        },
+        owner: owner(KIND),
         uid: "uid-1".into(),
         generation: 1,
         recorded: Recorded {
             roles: recorded.iter().map(|r| r.to_string()).collect(),
             ..Default::default()
         },
+        status_role: None,
     }
 }
 

@@ -1,0 +1,113 @@
+//! What a kind supplies to the shared lifecycle: its types, its pure
+//! desire and plan, its reads; what its status must offer the one status
+//! writer; and what the executor hands back.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::OnceLock;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Resource;
+use kube::runtime::reflector::Store;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Context, Error};
+use crate::policy::association_plan::ObservedAssociation;
+use crate::policy::desire::Defaults;
+use crate::policy::plan::{Plan, Subject};
+use crate::policy::refusal::Refusal;
+
+/// A kind the operator reconciles: one object binds one ServiceAccount in its
+/// namespace to an IAM role. Each kind supplies the pure parts (desire and
+/// plan) and its reads; `reconcile` drives the same four steps for every
+/// kind: observe, plan, execute, report.
+pub trait ManagedKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: &'static str;
+    type Desired: Send + Sync;
+    type Observed: Send + Sync;
+    type Status: ReadyStatus;
+
+    fn service_account_name(&self) -> String;
+
+    /// The cache of every object of this kind, filled once the controller
+    /// exists (it owns the reflector).
+    fn store(ctx: &Context) -> &OnceLock<Store<Self>>;
+
+    fn current_status(&self) -> Self::Status;
+
+    /// Pure: what the spec and the operator's configuration ask for.
+    fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<Self::Desired, Refusal>;
+
+    /// Every read the plan needs, and no write. For cleanup (`deleting`)
+    /// the reads do not depend on the spec being valid.
+    fn observe(
+        &self,
+        ctx: &Context,
+        subject: Subject,
+        desired: Option<&Self::Desired>,
+        deleting: bool,
+    ) -> impl Future<Output = Result<Self::Observed, Error>> + Send;
+
+    /// Pure: the writes that make AWS and the ServiceAccount match.
+    fn plan(
+        desired: &Result<Self::Desired, Refusal>,
+        observed: &Self::Observed,
+        defaults: &Defaults,
+    ) -> Plan<Self::Status>;
+
+    /// Pure: the writes that undo what `plan` made, as the deletion policy says.
+    fn plan_cleanup(observed: &Self::Observed) -> Plan<Self::Status>;
+}
+
+/// A kind's status: its own fields plus `observedGeneration` and the
+/// `Ready` condition, which this module writes the same way for every kind.
+pub trait ReadyStatus: Serialize + Clone + Default + PartialEq + Send + Sync {
+    fn conditions(&self) -> &[Condition];
+    fn set_ready(&mut self, observed_generation: Option<i64>, ready: Condition);
+    /// The role the object's status names.
+    fn role_name(&self) -> Option<&str>;
+    /// What the executor learned that the plan could not know.
+    fn learn(&mut self, _executed: &Executed) {}
+}
+
+/// The `ReadyStatus` methods every kind's status implements the same way,
+/// over its `conditions`, `observed_generation` and `role_name` fields.
+macro_rules! ready_status_fields {
+    () => {
+        fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+            &self.conditions
+        }
+
+        fn set_ready(
+            &mut self,
+            observed_generation: Option<i64>,
+            ready: k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition,
+        ) {
+            self.observed_generation = observed_generation;
+            self.conditions = vec![ready];
+        }
+
+        fn role_name(&self) -> Option<&str> {
+            self.role_name.as_deref()
+        }
+    };
+}
+pub(crate) use ready_status_fields;
+
+/// What running the steps taught that the plan could not know.
+#[derive(Debug, Default)]
+pub struct Executed {
+    /// The association as EKS answered the last create or update.
+    pub association: Option<ObservedAssociation>,
+}
