@@ -165,18 +165,14 @@ async fn annotate(
         .await
     {
         Ok(_) => Ok(()),
+        // Someone annotated it between the read and the write: the next
+        // reconcile reads it again and names what is in the way.
         Err(kube::Error::Api(status)) if status.code == 409 => {
-            Err(Refusal::ServiceAccountAnnotationMismatch {
+            Err(Refusal::ServiceAccountAnnotationTaken {
                 service_account: name.to_string(),
-                found: "(changed since it was read)".into(),
-                expected: annotations
-                    .get(crate::policy::service_account_plan::ROLE_ARN)
-                    .cloned()
-                    .unwrap_or_default(),
-                detail: format!(
-                    "(another field manager owns the annotations: {})",
-                    status.message
-                ),
+                key: "(changed since it was read)".into(),
+                found: status.message,
+                wanted: format!("{annotations:?}"),
             }
             .into())
         }

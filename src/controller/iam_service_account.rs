@@ -84,18 +84,20 @@ impl ManagedKind for IamServiceAccount {
                 .oidc_provider_audiences(&desired.provider_arn)
                 .await?;
             observed.foreign_role = foreign_role(ctx, &observed, desired).await?;
+        } else if observed.retain {
+            // Kept roles need no reading: deletion then works without IAM.
+            return Ok(observed);
         }
-        observed.roles =
-            observe_roles_of(ctx, &observed.subject, Some(&self.spec.role), deleting).await?;
+        observed.roles = observe_roles_of(ctx, &observed.subject, Some(&self.spec.role)).await?;
         Ok(observed)
     }
 
     fn plan(
         desired: &Result<DesiredIrsa, Refusal>,
         observed: &IrsaObserved,
-        _defaults: &Defaults,
+        defaults: &Defaults,
     ) -> Plan<IamServiceAccountStatus> {
-        plan_irsa(desired, observed)
+        plan_irsa(desired, observed, defaults)
     }
 
     fn plan_cleanup(observed: &IrsaObserved) -> Plan<IamServiceAccountStatus> {

@@ -72,7 +72,8 @@ pub async fn run<K: ManagedKind>(
 }
 
 /// The CRD may be applied after the operator starts (same Git sync): each
-/// controller waits for its own, so one missing CRD stops no other kind.
+/// controller waits for its own, so one missing CRD stops no other kind
+/// from reconciling (readiness waits for both: they are installed together).
 async fn wait_for_crd<K: ManagedKind>(api: &Api<K>) {
     let mut logged = false;
     while let Err(e) = api.list(&ListParams::default().limit(1)).await {

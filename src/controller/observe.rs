@@ -9,9 +9,11 @@ use super::kind::ManagedKind;
 use super::kind::ReadyStatus;
 use super::{Context, Error, FIELD_MANAGER};
 use crate::api::RoleSpec;
-use crate::policy::desire::{desired_role_name, legacy_role_name};
+use crate::policy::desire::{desired_role_name, regional_role_name};
 use crate::policy::ownership::Owner;
+use crate::policy::ownership::Ownership;
 use crate::policy::plan::{ObservedRoles, Recorded, Subject, role_candidates};
+use crate::policy::role_plan::same_role_name;
 use crate::policy::service_account_plan::ObservedServiceAccount;
 
 /// The object as every plan needs it.
@@ -38,35 +40,34 @@ pub fn annotation_manager(uid: &str) -> String {
 }
 
 /// Reads the roles by every name that may be theirs: the names used before
-/// and the name the spec asks for now. Deleting, also the name generated
-/// before regions were part of generated names, for an object made then
-/// whose status was lost: it costs one read per deletion, not per resync.
+/// and the name the spec asks for now. When that is a name generated before
+/// regions were part of generated names and its role is someone else's now
+/// (a cluster of the same name in another region tagged it first), the
+/// regional name is read too, for the plan to move to.
 pub async fn observe_roles_of(
     ctx: &Context,
     subject: &Subject,
     role: Option<&RoleSpec>,
-    deleting: bool,
 ) -> Result<ObservedRoles, Error> {
     let previous = subject.previous_roles();
-    let mut spec_names = Vec::new();
-    if let Some(role) = role {
-        spec_names.push(desired_role_name(
-            role,
-            &subject.owner,
-            &ctx.defaults,
-            &previous,
-        ));
-        if deleting {
-            spec_names.extend(legacy_role_name(role, &subject.owner, &ctx.defaults));
-        }
-    }
-    let names = role_candidates(
-        previous
+    let wanted = role.map(|role| desired_role_name(role, &subject.owner, &ctx.defaults, &previous));
+    let names = role_candidates(previous.iter().copied().chain(wanted.as_deref()));
+    let mut observed = observe_roles(ctx, names).await?;
+    let regional = role.map(|role| regional_role_name(role, &subject.owner, &ctx.defaults));
+    if let (Some(wanted), Some(regional)) = (&wanted, regional)
+        && !observed
+            .0
             .iter()
-            .copied()
-            .chain(spec_names.iter().map(String::as_str)),
-    );
-    observe_roles(ctx, names).await
+            .any(|(name, _)| same_role_name(name, &regional))
+        && observed
+            .get(wanted)
+            .is_some_and(|role| subject.owner.classify(&role.state.tags) != Ownership::Ours)
+    {
+        observed
+            .0
+            .extend(observe_roles(ctx, vec![regional]).await?.0);
+    }
+    Ok(observed)
 }
 
 async fn observe_roles(ctx: &Context, names: Vec<String>) -> Result<ObservedRoles, Error> {
@@ -116,7 +117,8 @@ pub async fn older_claim<K: ManagedKind>(obj: &K, ctx: &Context) -> Result<Optio
                 && other.service_account_name() == obj.service_account_name()
                 && other.meta().deletion_timestamp.is_none()
         })
-        .filter(|other| (other.creation_timestamp(), other.name_any()) < me)
-        .map(|other| other.name_any())
-        .min())
+        .map(|other| (other.creation_timestamp(), other.name_any()))
+        .filter(|other| *other < me)
+        .min()
+        .map(|(_, name)| name))
 }

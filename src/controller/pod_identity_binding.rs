@@ -113,8 +113,7 @@ impl ManagedKind for PodIdentityBinding {
         if observed.older_claim.is_some() {
             return Ok(observed);
         }
-        observed.roles =
-            observe_roles_of(ctx, &observed.subject, self.spec.role.as_ref(), deleting).await?;
+        observed.roles = observe_roles_of(ctx, &observed.subject, self.spec.role.as_ref()).await?;
         Ok(observed)
     }
 

@@ -9,7 +9,9 @@ use super::association_plan::{
     plan_association_removal,
 };
 use super::desire::{BindingRole, Defaults, DesiredBinding};
-use super::plan::{ObservedRoles, Plan, Recorded, Step, Subject, role_removal_steps, with_record};
+use super::plan::{
+    ObservedRoles, Plan, Recorded, Step, Subject, role_in_use, role_removal_steps, with_record,
+};
 use super::refusal::Refusal;
 use super::role_plan::{RoleSummary, plan_role};
 use super::trust::pod_identity_trust_gaps;
@@ -115,9 +117,14 @@ pub fn plan_binding(
             }
             (None, summary.arn.clone(), summary.created)
         }
-        BindingRole::Created(state) => {
-            let existing = observed.roles.get(&state.name);
-            let actions = match plan_role(state, existing.map(|r| &r.state), owner) {
+        BindingRole::Created(desired_state) => {
+            let (state, existing) = role_in_use(
+                desired_state,
+                desired.regional_role_name.as_deref().unwrap_or_default(),
+                &observed.roles,
+                owner,
+            );
+            let actions = match plan_role(&state, existing.map(|r| &r.state), owner) {
                 Ok(actions) => actions,
                 Err(not_owned) => return Plan::refuse(status, not_owned.into()),
             };

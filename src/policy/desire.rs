@@ -88,6 +88,15 @@ pub fn desired_role_name(
     {
         return legacy;
     }
+    regional_role_name(role, owner, settings)
+}
+
+/// The name a role gets when nothing from before applies: the spec's own,
+/// or the one generated with cluster and region.
+pub fn regional_role_name(role: &RoleSpec, owner: &Owner, settings: &Defaults) -> String {
+    if let Some(name) = role.name.as_deref().filter(|n| !n.is_empty()) {
+        return name.to_string();
+    }
     role_name(
         &settings.role_name_prefix,
         &format!("{}-{}", owner.cluster, owner.region),
@@ -250,6 +259,9 @@ pub enum BindingRole {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredBinding {
     pub role: BindingRole,
+    /// For a created role: the name generated with the region, for a role
+    /// whose earlier name another cluster's role holds now.
+    pub regional_role_name: Option<String>,
     pub target_role: Option<RoleArn>,
     pub disable_session_tags: bool,
 }
@@ -344,6 +356,11 @@ pub fn desired_binding(
     };
     match role {
         Some(role) if problems.is_empty() => Ok(DesiredBinding {
+            regional_role_name: spec
+                .role
+                .as_ref()
+                .filter(|_| matches!(role, BindingRole::Created(_)))
+                .map(|spec_role| regional_role_name(spec_role, owner, settings)),
             role,
             target_role,
             disable_session_tags: spec.disable_session_tags.unwrap_or(false),

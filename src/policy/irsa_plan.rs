@@ -5,8 +5,10 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use super::desire::{Defaults, InvalidSpec, desired_role};
-use super::plan::{ObservedRoles, Plan, Recorded, Step, Subject, role_removal_steps, with_record};
+use super::desire::{Defaults, InvalidSpec, desired_role, regional_role_name};
+use super::plan::{
+    ObservedRoles, Plan, Recorded, Step, Subject, role_in_use, role_removal_steps, with_record,
+};
 use super::refusal::Refusal;
 use super::role_plan::{RoleState, RoleSummary, plan_role};
 use super::service_account_plan::{
@@ -24,6 +26,9 @@ pub struct DesiredIrsa {
     pub role: RoleState,
     /// The ARN IAM gives the role once made.
     pub role_arn: String,
+    /// The name generated with the region, for a role whose earlier name
+    /// another cluster's role holds now.
+    pub regional_role_name: String,
     pub issuer: String,
     pub provider_arn: String,
     pub audience: String,
@@ -67,6 +72,7 @@ pub fn desired_irsa(
     )?;
     Ok(DesiredIrsa {
         role_arn: defaults.role_arn(&role.path, &role.name),
+        regional_role_name: regional_role_name(&isa.spec.role, owner, defaults),
         role,
         issuer,
         provider_arn,
@@ -108,6 +114,7 @@ pub struct IrsaObserved {
 pub fn plan_irsa(
     desired: &Result<DesiredIrsa, Refusal>,
     observed: &IrsaObserved,
+    defaults: &Defaults,
 ) -> Plan<IamServiceAccountStatus> {
     let sa_name = &observed.service_account_name;
     let mut status = IamServiceAccountStatus {
@@ -156,18 +163,23 @@ pub fn plan_irsa(
     }
 
     let owner = &observed.subject.owner;
-    let existing = observed.roles.get(&desired.role.name);
-    let role_actions = match plan_role(&desired.role, existing.map(|r| &r.state), owner) {
+    let (role, existing) = role_in_use(
+        &desired.role,
+        &desired.regional_role_name,
+        &observed.roles,
+        owner,
+    );
+    let role_actions = match plan_role(&role, existing.map(|r| &r.state), owner) {
         Ok(actions) => actions,
         Err(not_owned) => return Plan::refuse(status, not_owned.into()),
     };
     // IAM keeps the case a role was made with; a spec differing only in case
     // names the same role, which stays.
     let (role_name, role_arn) = match existing {
-        Some(role) if role.state.path == desired.role.path => {
-            (role.state.name.clone(), role.arn.clone())
+        Some(found) if found.state.path == role.path => {
+            (found.state.name.clone(), found.arn.clone())
         }
-        _ => (desired.role.name.clone(), desired.role_arn.clone()),
+        _ => (role.name.clone(), defaults.role_arn(&role.path, &role.name)),
     };
     let wanted = wanted_annotations(
         &role_arn,
@@ -213,6 +225,17 @@ pub fn plan_irsa(
                         ),
                         found,
                         expected: role_arn,
+                    },
+                );
+            }
+            AnnotationPlan::ForeignAnnotation { key, found } => {
+                return Plan::refuse(
+                    status,
+                    Refusal::ServiceAccountAnnotationTaken {
+                        service_account: sa_name.clone(),
+                        wanted: wanted.0.get(&key).cloned().unwrap_or_default(),
+                        key,
+                        found,
                     },
                 );
             }

@@ -55,8 +55,9 @@ impl Owner {
             return Ownership::Foreign;
         }
         let mine = self.tags();
-        // Tagged before regions were told apart: the cluster name decides,
-        // and the next sync adds the region tag.
+        // Tagged before regions were told apart: the cluster name decides.
+        // A role gets the region tag at its next sync; an association keeps
+        // its tags, which is safe, as associations live in one cluster.
         let other_region = tags.get(REGION_KEY).is_some_and(|r| *r != self.region);
         let differs = other_region
             || [CLUSTER_KEY, NAMESPACE_KEY, KIND_KEY, NAME_KEY]

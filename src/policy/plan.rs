@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use super::association_plan::AssociationAction;
 use super::ownership::{Owner, Ownership};
 use super::refusal::Refusal;
-use super::role_plan::{ObservedRole, RoleAction, plan_role_removal, same_role_name};
+use super::role_plan::{ObservedRole, RoleAction, RoleState, plan_role_removal, same_role_name};
 
 /// Annotation on the object naming every role the operator made for it that
 /// may still exist. Written before a role is created, so that neither a
@@ -225,6 +225,28 @@ impl ObservedRoles {
             .filter(move |role| keep.is_none_or(|k| !same_role_name(&role.state.name, k)))
             .filter(move |role| owner.classify(&role.state.tags) == Ownership::Ours)
     }
+}
+
+/// The role to make or keep, and what IAM has at its name. A name kept from
+/// before regions were part of generated names yields to the regional one
+/// when the role there belongs to someone else now (the same-named cluster
+/// of another region tagged it first).
+pub fn role_in_use<'a>(
+    desired: &RoleState,
+    regional_name: &str,
+    roles: &'a ObservedRoles,
+    owner: &Owner,
+) -> (RoleState, Option<&'a ObservedRole>) {
+    let existing = roles.get(&desired.name);
+    let taken = existing.is_some_and(|role| owner.classify(&role.state.tags) != Ownership::Ours);
+    if taken && !same_role_name(&desired.name, regional_name) {
+        let moved = RoleState {
+            name: regional_name.to_string(),
+            ..desired.clone()
+        };
+        return (moved, roles.get(regional_name));
+    }
+    (desired.clone(), existing)
 }
 
 /// The names a role of the object may have: recorded, in status, and the

@@ -80,6 +80,18 @@ pub enum Refusal {
     },
 
     #[error(
+        "ServiceAccount {service_account} carries {key}={found}, set by someone else, and this \
+         object wants {wanted}; the operator does not overwrite another manager's annotation. \
+         Remove it, or set the object's field to the same value"
+    )]
+    ServiceAccountAnnotationTaken {
+        service_account: String,
+        key: String,
+        found: String,
+        wanted: String,
+    },
+
+    #[error(
         "ServiceAccount {service_account} is already claimed by {kind} {winner}, which is older; \
          delete one of the two or point this one at another ServiceAccount"
     )]
@@ -167,6 +179,9 @@ impl Refusal {
             Refusal::ServiceAccountAudienceMismatch { .. } => {
                 reason::SERVICE_ACCOUNT_AUDIENCE_MISMATCH
             }
+            Refusal::ServiceAccountAnnotationTaken { .. } => {
+                reason::SERVICE_ACCOUNT_ANNOTATION_MISMATCH
+            }
             Refusal::ServiceAccountConflict { .. } => reason::SERVICE_ACCOUNT_CONFLICT,
             Refusal::ServiceAccountNotFound { .. } => reason::SERVICE_ACCOUNT_NOT_FOUND,
             Refusal::RoleNotFound { .. } => reason::ROLE_NOT_FOUND,
@@ -189,6 +204,7 @@ impl Refusal {
                 "service_account_annotation_mismatch"
             }
             Refusal::ServiceAccountAudienceMismatch { .. } => "service_account_audience_mismatch",
+            Refusal::ServiceAccountAnnotationTaken { .. } => "service_account_annotation_taken",
             Refusal::ServiceAccountConflict { .. } => "service_account_conflict",
             Refusal::ServiceAccountNotFound { .. } => "service_account_not_found",
             Refusal::RoleNotFound { .. } => "role_not_found",
@@ -217,6 +233,7 @@ impl Refusal {
             | Refusal::ServiceAccountNotFound { .. }
             | Refusal::ServiceAccountAnnotationMismatch { .. }
             | Refusal::ServiceAccountAudienceMismatch { .. }
+            | Refusal::ServiceAccountAnnotationTaken { .. }
             | Refusal::ServiceAccountConflict { .. }
             | Refusal::RoleNotFound { .. }
             | Refusal::RoleDoesNotTrustPodIdentity { .. }

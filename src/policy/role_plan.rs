@@ -234,7 +234,13 @@ fn policy_swap(desired: &RoleState, observed: &RoleState) -> Vec<RoleAction> {
         .managed_policies
         .difference(&desired.managed_policies)
         .collect();
-    let room = DEFAULT_MANAGED_POLICIES_QUOTA.saturating_sub(observed.managed_policies.len());
+    // The account's quota is at least the default and at least what the
+    // role holds or is to hold (validation allows up to 20, for raised
+    // quotas): this lower bound never draws a LimitExceeded.
+    let quota = DEFAULT_MANAGED_POLICIES_QUOTA
+        .max(observed.managed_policies.len())
+        .max(desired.managed_policies.len());
+    let room = quota.saturating_sub(observed.managed_policies.len());
     let (attach_first, attach_later) = to_attach.split_at(room.min(to_attach.len()));
 
     let to_put: Vec<(&String, &PolicyDocument)> = desired
@@ -639,6 +645,32 @@ mod tests {
                 "AttachRolePolicy p09",
                 "DetachRolePolicy p00",
                 "AttachRolePolicy p10"
+            ]
+        );
+    }
+
+    #[test]
+    fn past_the_default_quota_only_the_quota_the_role_proves_is_counted_on() {
+        let mut observed = desired();
+        observed.managed_policies = (0..12).map(policy).collect();
+        let mut wanted = desired();
+        wanted.managed_policies = (1..13).map(policy).collect();
+        let actions = plan_role(&wanted, Some(&observed), &owner()).expect("ours");
+        assert_eq!(
+            operations(&actions),
+            ["DetachRolePolicy p00", "AttachRolePolicy p12"]
+        );
+        // Growing to 13 proves a quota of at least 13: room for one more.
+        wanted.managed_policies = (0..13).map(policy).collect();
+        wanted.managed_policies.remove(&policy(0));
+        wanted.managed_policies.insert(policy(13));
+        let actions = plan_role(&wanted, Some(&observed), &owner()).expect("ours");
+        assert_eq!(
+            operations(&actions),
+            [
+                "AttachRolePolicy p12",
+                "DetachRolePolicy p00",
+                "AttachRolePolicy p13"
             ]
         );
     }

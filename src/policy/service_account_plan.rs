@@ -98,6 +98,12 @@ pub enum AnnotationPlan {
     /// Someone else set another token audience: tokens would not match the
     /// role's trust, and the value is not ours to overwrite.
     ForeignAudience(String),
+    /// Someone else set another value of one of the other annotations we
+    /// want: server-side apply would refuse ours (409).
+    ForeignAnnotation {
+        key: String,
+        found: String,
+    },
 }
 
 pub fn plan_annotations(sa: &ObservedServiceAccount, wanted: &WantedAnnotations) -> AnnotationPlan {
@@ -113,6 +119,13 @@ pub fn plan_annotations(sa: &ObservedServiceAccount, wanted: &WantedAnnotations)
     }
     if let Some(found) = foreign(AUDIENCE) {
         return AnnotationPlan::ForeignAudience(found);
+    }
+    if let Some((key, found)) = wanted
+        .0
+        .keys()
+        .find_map(|key| foreign(key).map(|found| (key.clone(), found)))
+    {
+        return AnnotationPlan::ForeignAnnotation { key, found };
     }
     let values_in_place = wanted.0.iter().all(|(k, v)| current.get(k) == Some(v));
     let nothing_stale = sa.owned_keys.iter().all(|k| wanted.0.contains_key(k));
@@ -240,6 +253,11 @@ mod tests {
                 observed(&[(AUDIENCE, "sts.amazon.com")], &[]),
                 AnnotationPlan::ForeignAudience("sts.amazon.com".into()),
             ),
+            // Someone else's annotation we do not want: left alone.
+            (
+                observed(&[(TOKEN_EXPIRATION, "3600")], &[]),
+                AnnotationPlan::Apply,
+            ),
             // An audience we set earlier for another spec.audience: ours to change.
             (
                 observed(
@@ -257,5 +275,21 @@ mod tests {
                 account.annotations
             );
         }
+    }
+
+    #[test]
+    fn someone_elses_value_of_an_annotation_we_want_is_named_not_fought_over() {
+        let wanted = wanted_annotations(ARN, "sts.amazonaws.com", Some(true), Some(7200));
+        let theirs = observed(&[(TOKEN_EXPIRATION, "3600")], &[]);
+        assert_eq!(
+            plan_annotations(&theirs, &wanted),
+            AnnotationPlan::ForeignAnnotation {
+                key: TOKEN_EXPIRATION.into(),
+                found: "3600".into()
+            }
+        );
+        // The same value is shared, not fought over.
+        let same = observed(&[(TOKEN_EXPIRATION, "7200")], &[]);
+        assert_eq!(plan_annotations(&same, &wanted), AnnotationPlan::Apply);
     }
 }

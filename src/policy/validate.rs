@@ -36,7 +36,8 @@ pub const INLINE_POLICIES_MAX_SIZE: usize = 10_240;
 /// most after a quota increase. We allow up to the hard maximum and let IAM
 /// answer `LimitExceeded` in accounts still on the default.
 pub const MAX_MANAGED_POLICIES: usize = 20;
-/// The default of the quota above, for messages.
+/// The default of the quota above, for messages and for ordering a policy
+/// swap so that it fits.
 pub const DEFAULT_MANAGED_POLICIES_QUOTA: usize = 10;
 /// AddClientIDToOpenIDConnectProvider `ClientID`: length 1–255. The audience
 /// has to be registered there, so it cannot be longer.

@@ -116,7 +116,7 @@ fn operations(plan: &Plan<IamServiceAccountStatus>) -> Vec<String> {
 #[test]
 fn a_new_object_records_the_role_then_creates_attaches_and_annotates() {
     let want = desired(Some("web-role"));
-    let plan = plan_irsa(&want, &observed(vec![("web-role", None)]));
+    let plan = plan_irsa(&want, &observed(vec![("web-role", None)]), &defaults());
     assert_eq!(
         operations(&plan),
         [
@@ -140,7 +140,7 @@ fn a_resync_in_sync_plans_no_write() {
     let mut seen = observed(vec![("web-role", Some(role.clone()))]);
     seen.subject = subject(&["web-role"]);
     seen.service_account = Some(annotated(&role.arn));
-    let plan = plan_irsa(&want, &seen);
+    let plan = plan_irsa(&want, &seen, &defaults());
     assert_eq!(operations(&plan), Vec::<String>::new());
     assert!(plan.verdict.is_ok());
 }
@@ -153,7 +153,7 @@ fn bug1_a_foreign_audience_is_refused_by_name_before_any_write() {
         annotations: BTreeMap::from([(AUDIENCE.to_string(), "sts.amazon.com".to_string())]),
         ..Default::default()
     });
-    let plan = plan_irsa(&want, &seen);
+    let plan = plan_irsa(&want, &seen, &defaults());
     assert!(plan.steps.is_empty());
     assert_eq!(
         plan.verdict,
@@ -177,7 +177,7 @@ fn bug2_and_7_every_role_that_may_be_ours_goes_after_the_rename() {
     ]);
     seen.subject = subject(&["a", "b"]);
     seen.status.role_name = Some("a".into());
-    let plan = plan_irsa(&want, &seen);
+    let plan = plan_irsa(&want, &seen, &defaults());
     let ops = operations(&plan);
     assert_eq!(
         ops.first().map(String::as_str),
@@ -220,7 +220,7 @@ fn bug3_a_rename_that_only_changes_case_keeps_the_live_role() {
     seen.subject = subject(&["MyRole"]);
     seen.status.role_name = Some("MyRole".into());
     seen.service_account = Some(annotated(&role.arn));
-    let plan = plan_irsa(&want, &seen);
+    let plan = plan_irsa(&want, &seen, &defaults());
     assert_eq!(operations(&plan), Vec::<String>::new());
     assert_eq!(plan.status.role_name.as_deref(), Some("MyRole"));
 }
@@ -231,7 +231,7 @@ fn bug5_a_loser_gives_back_its_annotations_and_reads_nothing_more() {
     let mut seen = observed(vec![]);
     seen.older_claim = Some("older".into());
     seen.service_account = Some(annotated("arn:aws:iam::123456789012:role/web-role"));
-    let plan = plan_irsa(&want, &seen);
+    let plan = plan_irsa(&want, &seen, &defaults());
     assert_eq!(operations(&plan), ["Release"]);
     assert_eq!(
         plan.verdict.map_err(|r| r.reason()),
@@ -239,7 +239,7 @@ fn bug5_a_loser_gives_back_its_annotations_and_reads_nothing_more() {
     );
     // Nothing of ours on it: nothing to give back.
     seen.service_account = Some(ObservedServiceAccount::default());
-    assert!(plan_irsa(&want, &seen).steps.is_empty());
+    assert!(plan_irsa(&want, &seen, &defaults()).steps.is_empty());
 }
 
 #[test]
@@ -273,12 +273,12 @@ fn refusals_come_before_any_write() {
         (&want, &not_ours, "RoleNotOwned"),
         (&invalid, &no_provider, "InvalidSpec"),
     ] {
-        let plan = plan_irsa(desired, seen);
+        let plan = plan_irsa(desired, seen, &defaults());
         assert!(plan.steps.is_empty(), "{reason}: {:?}", plan.steps);
         let refusal = plan.verdict.expect_err(reason);
         assert_eq!(refusal.reason(), reason);
     }
-    let plan = plan_irsa(&want, &foreign_annotation);
+    let plan = plan_irsa(&want, &foreign_annotation, &defaults());
     assert!(
         plan.verdict
             .expect_err("refused")
@@ -292,14 +292,14 @@ fn a_missing_service_account_is_awaited_with_the_role_made() {
     let want = desired(Some("web-role"));
     let mut seen = observed(vec![("web-role", None)]);
     seen.service_account = None;
-    let plan = plan_irsa(&want, &seen);
+    let plan = plan_irsa(&want, &seen, &defaults());
     assert!(operations(&plan).contains(&"CreateRole:web-role".to_string()));
     assert!(!operations(&plan).contains(&"Annotate".to_string()));
     let refusal = plan.verdict.expect_err("waiting");
     assert!(refusal.is_waiting());
     // Asked to create it: annotated, which creates it.
     seen.create_service_account = Some(Default::default());
-    let plan = plan_irsa(&want, &seen);
+    let plan = plan_irsa(&want, &seen, &defaults());
     assert!(matches!(
         plan.steps.last(),
         Some(Step::AnnotateServiceAccount { owner: Some(_), .. })
@@ -339,9 +339,50 @@ fn role_actions_run_on_the_name_iam_stores() {
     let mut role = existing(want.as_ref().expect("valid"), "MyRole");
     role.state.managed_policies.clear();
     let seen = observed(vec![("myrole", Some(role))]);
-    let plan = plan_irsa(&want, &seen);
+    let plan = plan_irsa(&want, &seen, &defaults());
     assert!(plan.steps.iter().any(|s| matches!(
         s,
         Step::Role { role, action: RoleAction::AttachPolicy(_) } if role == "MyRole"
     )));
+}
+
+#[test]
+fn bug6_an_earlier_name_another_regions_cluster_holds_now_moves_to_the_regional_name() {
+    let legacy = "prod-apps-web";
+    let regional = "prod-us-east-1-apps-web";
+    let subject = subject(&[legacy]);
+    let want = desired_irsa(&isa(None), &subject, &defaults());
+    let kept = want.as_ref().expect("valid");
+    assert_eq!(kept.role.name, legacy);
+    // In sync and ours: the earlier name stays.
+    let mut seen = observed(vec![(legacy, Some(existing(kept, legacy)))]);
+    seen.subject = subject.clone();
+    seen.service_account = Some(annotated(&defaults().role_arn("/", legacy)));
+    assert_eq!(
+        operations(&plan_irsa(&want, &seen, &defaults())),
+        Vec::<String>::new()
+    );
+    // Tagged for the same-named cluster in us-west-2 first: ours no more.
+    let mut theirs = existing(kept, legacy);
+    theirs
+        .state
+        .tags
+        .insert("iam-operator.io/region".into(), "us-west-2".into());
+    seen.roles = ObservedRoles(vec![
+        (legacy.to_string(), Some(theirs)),
+        (regional.to_string(), None),
+    ]);
+    let plan = plan_irsa(&want, &seen, &defaults());
+    let ops = operations(&plan);
+    assert!(ops.contains(&format!("CreateRole:{regional}")), "{ops:?}");
+    assert!(ops.contains(&"Annotate".to_string()), "{ops:?}");
+    assert!(
+        !ops.iter().any(|op| op.contains(&format!("Role:{legacy}"))),
+        "{ops:?}"
+    );
+    assert_eq!(plan.status.role_name.as_deref(), Some(regional));
+    assert_eq!(
+        ops.last().map(String::as_str),
+        Some(format!("Record{{\"{regional}\"}}").as_str())
+    );
 }
