@@ -225,3 +225,52 @@ async fn bug5_a_losing_claim_leaves_only_the_winners_annotations() {
     delete(h, &ns, &format!("isa/{}", loser.1));
     delete(h, &ns, &format!("isa/{}", winner.1));
 }
+
+/// The Events of `reason` about `name`, as (type, reason) pairs.
+fn events(h: &Harness, ns: &str, name: &str, reason: &str) -> Vec<String> {
+    let list = h.kubectl_json(&[
+        "get",
+        "events",
+        "-n",
+        ns,
+        "--field-selector",
+        &format!("involvedObject.name={name},reason={reason}"),
+    ]);
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["type"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn bug8_waiting_is_told_as_a_normal_event_and_a_refusal_as_a_warning() {
+    let Some(h) = setup() else { return };
+    let ns = h.fresh_namespace("events");
+    h.apply(&ns, &isa_manifest("late", "  policies: {}\n"));
+    h.wait_for_reason("isa/late", &ns, "ServiceAccountNotFound");
+    let waiting = eventually("the waiting Event", Duration::from_secs(30), || {
+        Some(events(h, &ns, "late", "ServiceAccountNotFound")).filter(|e| !e.is_empty())
+    });
+    assert!(waiting.iter().all(|t| t == "Normal"), "{waiting:?}");
+
+    h.kubectl(&["create", "serviceaccount", "taken", "-n", &ns]);
+    h.kubectl(&[
+        "annotate",
+        "sa",
+        "taken",
+        "-n",
+        &ns,
+        &format!("{AUDIENCE}=sts.amazon.com"),
+    ]);
+    h.apply(
+        &ns,
+        &isa_manifest("refused", "  serviceAccount: {name: taken}\n"),
+    );
+    h.wait_for_reason("isa/refused", &ns, "ServiceAccountAudienceMismatch");
+    let refused = eventually("the refusal Event", Duration::from_secs(30), || {
+        Some(events(h, &ns, "refused", "ServiceAccountAudienceMismatch")).filter(|e| !e.is_empty())
+    });
+    assert!(refused.iter().all(|t| t == "Warning"), "{refused:?}");
+}
