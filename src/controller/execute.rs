@@ -13,6 +13,8 @@ use serde_json::json;
 use super::kind::{Executed, ManagedKind};
 use super::observe::annotation_manager;
 use super::{Context, Error, FIELD_MANAGER, events};
+use crate::aws::{EksApi, IamApi};
+use crate::policy::association_plan::ObservedAssociation;
 use crate::policy::plan::Step;
 use crate::policy::refusal::Refusal;
 use crate::policy::role_plan::RoleAction;
@@ -56,34 +58,14 @@ pub async fn execute<K: ManagedKind>(
                 api.patch(&obj.name_any(), &params, &Patch::Merge(&patch))
                     .await?;
             }
-            Step::Role { role, action } => {
-                ctx.iam.apply(role, action).await?;
-                if matches!(action, RoleAction::CreateRole(_)) {
-                    created_now = Some(SystemTime::now());
+            Step::Role { .. } | Step::Association { .. } => {
+                let cluster = &ctx.defaults.cluster_name;
+                if let Some(after) =
+                    aws_step(&ctx.iam, &ctx.eks, cluster, step, &mut created_now).await?
+                {
+                    executed.association = Some(after);
                 }
             }
-            Step::Association {
-                action,
-                role_arn,
-                role_created,
-            } => match ctx.eks.apply(&ctx.defaults.cluster_name, action).await {
-                Ok(Some(after)) => executed.association = Some(after),
-                Ok(None) => {}
-                Err(e)
-                    if e.is_role_not_visible()
-                        && within_propagation_window(
-                            created_now.or(*role_created),
-                            SystemTime::now(),
-                        ) =>
-                {
-                    return Err(Refusal::WaitingForPropagation {
-                        role_arn: role_arn.clone(),
-                        detail: e.to_string(),
-                    }
-                    .into());
-                }
-                Err(e) => return Err(e.into()),
-            },
             Step::AnnotateServiceAccount {
                 name,
                 annotations,
@@ -131,6 +113,49 @@ pub async fn execute<K: ManagedKind>(
         }
     }
     Ok(executed)
+}
+
+/// One IAM or EKS step. `created_now` is when this plan made its role: EKS
+/// refusing a role made in the propagation window is waiting, not failure.
+/// Returns the association after a create or an update.
+async fn aws_step(
+    iam: &impl IamApi,
+    eks: &impl EksApi,
+    cluster: &str,
+    step: &Step,
+    created_now: &mut Option<SystemTime>,
+) -> Result<Option<ObservedAssociation>, Error> {
+    match step {
+        Step::Role { role, action } => {
+            iam.apply_role(role, action).await?;
+            if matches!(action, RoleAction::CreateRole(_)) {
+                *created_now = Some(SystemTime::now());
+            }
+            Ok(None)
+        }
+        Step::Association {
+            action,
+            role_arn,
+            role_created,
+        } => match eks.apply_association(cluster, action).await {
+            Ok(after) => Ok(after),
+            Err(e)
+                if e.is_role_not_visible()
+                    && within_propagation_window(
+                        created_now.or(*role_created),
+                        SystemTime::now(),
+                    ) =>
+            {
+                Err(Refusal::WaitingForPropagation {
+                    role_arn: role_arn.clone(),
+                    detail: e.to_string(),
+                }
+                .into())
+            }
+            Err(e) => Err(e.into()),
+        },
+        _ => Ok(None),
+    }
 }
 
 fn step_name(step: &Step) -> &'static str {
@@ -210,5 +235,94 @@ mod tests {
             now
         ));
         assert!(!within_propagation_window(None, now));
+    }
+
+    use crate::controller::stand_ins::{self, RecordingIam};
+    use crate::policy::association_plan::{AssociationAction, DesiredAssociation};
+    use crate::policy::pod_identity_trust_policy;
+    use crate::policy::role_plan::RoleState;
+
+    const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/web";
+
+    fn create_role() -> Step {
+        Step::Role {
+            role: "web".into(),
+            action: RoleAction::CreateRole(Box::new(RoleState {
+                name: "web".into(),
+                path: "/".into(),
+                description: None,
+                max_session_seconds: 3600,
+                permissions_boundary: None,
+                tags: Default::default(),
+                trust_policy: pod_identity_trust_policy(),
+                managed_policies: Default::default(),
+                inline_policies: Default::default(),
+            })),
+        }
+    }
+
+    fn create_association(role_created: Option<SystemTime>) -> Step {
+        Step::Association {
+            action: AssociationAction::Create {
+                association: DesiredAssociation {
+                    namespace: "apps".into(),
+                    service_account: "web".into(),
+                    role_arn: ROLE_ARN.into(),
+                    target_role_arn: None,
+                    disable_session_tags: false,
+                    tags: Default::default(),
+                    request_scope: "uid/1/".into(),
+                },
+                client_request_token: "t".into(),
+            },
+            role_arn: ROLE_ARN.into(),
+            role_created,
+        }
+    }
+
+    async fn run(steps: &[Step], refuse: bool) -> Result<Option<ObservedAssociation>, Error> {
+        let iam = RecordingIam::default();
+        let eks = stand_ins::Eks { refuse };
+        let mut created_now = None;
+        let mut learned = None;
+        for step in steps {
+            learned = aws_step(&iam, &eks, "prod", step, &mut created_now).await?;
+        }
+        Ok(learned)
+    }
+
+    #[tokio::test]
+    async fn eks_refusing_the_role_this_plan_made_is_waiting() {
+        let result = run(&[create_role(), create_association(None)], true).await;
+        assert!(
+            matches!(
+                result,
+                Err(Error::Refused(Refusal::WaitingForPropagation { .. }))
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn eks_refusing_an_old_role_is_the_error_it_is() {
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        for steps in [
+            vec![create_association(Some(an_hour_ago))],
+            vec![create_association(None)],
+        ] {
+            let result = run(&steps, true).await;
+            assert!(matches!(result, Err(Error::Aws(_))), "{result:?}");
+        }
+        // A role observed as made a moment ago is still propagating.
+        let result = run(&[create_association(Some(SystemTime::now()))], true).await;
+        assert!(matches!(result, Err(Error::Refused(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn the_association_eks_made_is_learned() {
+        let learned = run(&[create_role(), create_association(None)], false)
+            .await
+            .expect("accepted");
+        assert_eq!(learned.map(|a| a.association_id), Some("a-1".to_string()));
     }
 }

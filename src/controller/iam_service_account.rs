@@ -88,7 +88,13 @@ impl ManagedKind for IamServiceAccount {
             // Kept roles need no reading: deletion then works without IAM.
             return Ok(observed);
         }
-        observed.roles = observe_roles_of(ctx, &observed.subject, Some(&self.spec.role)).await?;
+        observed.roles = observe_roles_of(
+            &ctx.iam,
+            &ctx.defaults,
+            &observed.subject,
+            Some(&self.spec.role),
+        )
+        .await?;
         Ok(observed)
     }
 

@@ -13,6 +13,8 @@ pub mod kind;
 pub mod lifecycle;
 pub mod observe;
 pub mod pod_identity_binding;
+#[cfg(test)]
+mod stand_ins;
 pub mod status;
 
 pub use context::Context;

@@ -9,7 +9,8 @@ use super::kind::ManagedKind;
 use super::kind::ReadyStatus;
 use super::{Context, Error, FIELD_MANAGER};
 use crate::api::RoleSpec;
-use crate::policy::desire::{desired_role_name, regional_role_name};
+use crate::aws::IamApi;
+use crate::policy::desire::{Defaults, desired_role_name, regional_role_name};
 use crate::policy::ownership::Owner;
 use crate::policy::ownership::Ownership;
 use crate::policy::plan::{ObservedRoles, Recorded, Subject, role_candidates};
@@ -45,15 +46,16 @@ pub fn annotation_manager(uid: &str) -> String {
 /// (a cluster of the same name in another region tagged it first), the
 /// regional name is read too, for the plan to move to.
 pub async fn observe_roles_of(
-    ctx: &Context,
+    iam: &impl IamApi,
+    defaults: &Defaults,
     subject: &Subject,
     role: Option<&RoleSpec>,
 ) -> Result<ObservedRoles, Error> {
     let previous = subject.previous_roles();
-    let wanted = role.map(|role| desired_role_name(role, &subject.owner, &ctx.defaults, &previous));
+    let wanted = role.map(|role| desired_role_name(role, &subject.owner, defaults, &previous));
     let names = role_candidates(previous.iter().copied().chain(wanted.as_deref()));
-    let mut observed = observe_roles(ctx, names).await?;
-    let regional = role.map(|role| regional_role_name(role, &subject.owner, &ctx.defaults));
+    let mut observed = observe_roles(iam, names).await?;
+    let regional = role.map(|role| regional_role_name(role, &subject.owner, defaults));
     if let (Some(wanted), Some(regional)) = (&wanted, regional)
         && !observed
             .0
@@ -65,15 +67,15 @@ pub async fn observe_roles_of(
     {
         observed
             .0
-            .extend(observe_roles(ctx, vec![regional]).await?.0);
+            .extend(observe_roles(iam, vec![regional]).await?.0);
     }
     Ok(observed)
 }
 
-async fn observe_roles(ctx: &Context, names: Vec<String>) -> Result<ObservedRoles, Error> {
+async fn observe_roles(iam: &impl IamApi, names: Vec<String>) -> Result<ObservedRoles, Error> {
     let mut roles = Vec::with_capacity(names.len());
     for name in names {
-        let role = ctx.iam.observe_role(&name).await?;
+        let role = iam.observe_role(&name).await?;
         roles.push((name, role));
     }
     Ok(ObservedRoles(roles))
@@ -121,4 +123,95 @@ pub async fn older_claim<K: ManagedKind>(obj: &K, ctx: &Context) -> Result<Optio
         .filter(|other| *other < me)
         .min()
         .map(|(_, name)| name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::stand_ins::RecordingIam;
+    use crate::policy::desire::desired_role;
+    use crate::policy::fixtures::{defaults, owner};
+    use crate::policy::ownership::REGION_KEY;
+    use crate::policy::pod_identity_trust_policy;
+    use crate::policy::role_plan::ObservedRole;
+
+    fn subject(previous: &[&str]) -> Subject {
+        Subject {
+            owner: owner("IamServiceAccount"),
+            uid: "uid-1".into(),
+            generation: 1,
+            recorded: Recorded {
+                roles: previous.iter().map(|r| r.to_string()).collect(),
+                ..Default::default()
+            },
+            status_role: previous.first().map(|r| r.to_string()),
+        }
+    }
+
+    fn ours(name: &str) -> ObservedRole {
+        let mut state = desired_role(
+            &RoleSpec::default(),
+            &Default::default(),
+            pod_identity_trust_policy(),
+            &owner("IamServiceAccount"),
+            &defaults(),
+            &[],
+        )
+        .expect("valid");
+        state.name = name.into();
+        ObservedRole {
+            arn: defaults().role_arn("/", name),
+            created: None,
+            state,
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_names_that_may_be_ours_are_read_each_once() {
+        let iam = RecordingIam::default();
+        let spec = RoleSpec {
+            name: Some("B".into()),
+            ..Default::default()
+        };
+        observe_roles_of(&iam, &defaults(), &subject(&["a", "b"]), Some(&spec))
+            .await
+            .expect("read");
+        assert_eq!(iam.calls(), ["GetRole:a", "GetRole:b"]);
+    }
+
+    #[tokio::test]
+    async fn the_regional_name_is_read_only_when_the_kept_name_is_taken() {
+        let legacy = "prod-apps-web";
+        let regional = "prod-us-east-1-apps-web";
+        let iam = RecordingIam::with([ours(legacy)]);
+        let seen = observe_roles_of(
+            &iam,
+            &defaults(),
+            &subject(&[legacy]),
+            Some(&RoleSpec::default()),
+        )
+        .await
+        .expect("read");
+        assert_eq!(iam.calls(), [format!("GetRole:{legacy}")]);
+        assert!(seen.get(legacy).is_some());
+
+        let mut theirs = ours(legacy);
+        theirs
+            .state
+            .tags
+            .insert(REGION_KEY.into(), "us-west-2".into());
+        let iam = RecordingIam::with([theirs]);
+        observe_roles_of(
+            &iam,
+            &defaults(),
+            &subject(&[legacy]),
+            Some(&RoleSpec::default()),
+        )
+        .await
+        .expect("read");
+        assert_eq!(
+            iam.calls(),
+            [format!("GetRole:{legacy}"), format!("GetRole:{regional}")]
+        );
+    }
 }

@@ -113,7 +113,13 @@ impl ManagedKind for PodIdentityBinding {
         if observed.older_claim.is_some() {
             return Ok(observed);
         }
-        observed.roles = observe_roles_of(ctx, &observed.subject, self.spec.role.as_ref()).await?;
+        observed.roles = observe_roles_of(
+            &ctx.iam,
+            &ctx.defaults,
+            &observed.subject,
+            self.spec.role.as_ref(),
+        )
+        .await?;
         Ok(observed)
     }
 
