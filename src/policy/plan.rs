@@ -124,16 +124,6 @@ impl Step {
             )),
         }
     }
-
-    pub fn is_create_role(&self) -> bool {
-        matches!(
-            self,
-            Step::Role {
-                action: RoleAction::CreateRole(_),
-                ..
-            }
-        )
-    }
 }
 
 /// What a reconcile will do and say. `verdict` is what `Ready` reports once
