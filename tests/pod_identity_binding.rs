@@ -715,3 +715,42 @@ async fn an_older_binding_moved_onto_a_taken_service_account_takes_it_over() {
     delete(h, &ns, "pib/alpha");
     assert!(associations(h, &aws, &ns, "sa-y").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_role_made_for_another_namespaces_binding_is_never_borrowed() {
+    let Some(h) = setup() else { return };
+    let _serial = SERIAL.lock().await;
+    let aws = aws(h).await;
+    let owner_ns = h.fresh_namespace("pib-lender");
+    h.apply(
+        &owner_ns,
+        "apiVersion: iam-operator.io/v1alpha1\nkind: PodIdentityBinding\nmetadata: {name: app}\nspec:\n  serviceAccountName: app\n  role: {}\n",
+    );
+    h.wait_ready("pib/app", &owner_ns);
+    let lent = text(&status(h, &owner_ns, "app")["roleArn"]);
+
+    let ns = h.fresh_namespace("pib-borrower");
+    let mark = h.emulator().mark();
+    h.apply(
+        &ns,
+        &format!(
+            "apiVersion: iam-operator.io/v1alpha1\nkind: PodIdentityBinding\nmetadata: {{name: app}}\nspec:\n  serviceAccountName: app\n  roleArn: {lent}\n"
+        ),
+    );
+    h.wait_for_reason("pib/app", &ns, "BorrowedRole");
+    assert!(ready_message(h, &ns, "app").contains(&owner_ns));
+    assert!(associations(h, &aws, &ns, "app").await.is_empty());
+    // Other tests write beside this one: the lent role is what must not be
+    // written (the association side is checked above).
+    let lent_name = lent.rsplit('/').next().unwrap_or_default().to_string();
+    let writes: Vec<String> = h
+        .emulator()
+        .calls_since(mark)
+        .iter()
+        .filter(|c| is_write(c) && c.target.as_deref() == Some(lent_name.as_str()))
+        .map(|c| c.operation.clone())
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    h.kubectl(&["delete", "pib/app", "-n", &ns, "--timeout=60s"]);
+    h.kubectl(&["delete", "pib/app", "-n", &owner_ns, "--timeout=60s"]);
+}

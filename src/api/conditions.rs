@@ -14,6 +14,7 @@ pub mod reason {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const ROLE_NOT_OWNED: &str = "RoleNotOwned";
     pub const ROLE_NOT_FOUND: &str = "RoleNotFound";
+    pub const BORROWED_ROLE: &str = "BorrowedRole";
     pub const ROLE_DOES_NOT_TRUST_POD_IDENTITY: &str = "RoleDoesNotTrustPodIdentity";
     pub const OIDC_PROVIDER_NOT_FOUND: &str = "OIDCProviderNotFound";
     pub const AUDIENCE_NOT_ALLOWED: &str = "AudienceNotAllowed";

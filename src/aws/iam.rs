@@ -300,6 +300,11 @@ impl Iam {
             trust_policy: role
                 .assume_role_policy_document()
                 .and_then(|d| PolicyDocument::parse(d).ok()),
+            tags: role
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect(),
         }))
     }
 }

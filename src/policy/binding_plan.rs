@@ -9,6 +9,7 @@ use super::association_plan::{
     plan_association_removal,
 };
 use super::desire::{BindingRole, Defaults, DesiredBinding};
+use super::ownership::{Owner, Ownership};
 use super::plan::{
     ObservedRoles, Plan, Recorded, Step, Subject, role_in_use, role_removal_steps, with_record,
 };
@@ -102,6 +103,9 @@ pub fn plan_binding(
             let Some(summary) = observed.existing_role.as_ref().filter(|s| s.arn == wanted) else {
                 return Plan::refuse(status, not_found);
             };
+            if let Some(borrowed) = borrowed("spec.roleArn", summary, owner) {
+                return Plan::refuse(status, borrowed);
+            }
             let missing = match &summary.trust_policy {
                 Some(trust) => pod_identity_trust_gaps(trust),
                 None => super::POD_IDENTITY_ACTIONS.to_vec(),
@@ -147,15 +151,21 @@ pub fn plan_binding(
     };
     if let Some(target) = &desired.target_role
         && target.account == defaults.account_id
-        && observed.target_role.as_ref().map(|t| &t.arn) != Some(&target.to_string())
     {
-        return Plan::refuse(
-            status,
-            Refusal::RoleNotFound {
+        let found = observed
+            .target_role
+            .as_ref()
+            .filter(|t| t.arn == target.to_string());
+        let refusal = match found {
+            None => Some(Refusal::RoleNotFound {
                 field: "spec.targetRoleArn",
                 role_arn: target.to_string(),
-            },
-        );
+            }),
+            Some(summary) => borrowed("spec.targetRoleArn", summary, owner),
+        };
+        if let Some(refusal) = refusal {
+            return Plan::refuse(status, refusal);
+        }
     }
 
     let want = DesiredAssociation {
@@ -252,6 +262,20 @@ pub fn plan_binding(
         steps: with_record(&observed.subject.recorded, made, steps),
         status,
         verdict,
+    }
+}
+
+/// A role the operator made for another object (of any kind, namespace or
+/// cluster) is never handed to this one: its trust, policies and deletion
+/// follow that object, not this one.
+fn borrowed(field: &'static str, role: &RoleSummary, owner: &Owner) -> Option<Refusal> {
+    match owner.classify(&role.tags) {
+        Ownership::OtherOwner { description } => Some(Refusal::BorrowedRole {
+            field,
+            role_arn: role.arn.clone(),
+            owner: description,
+        }),
+        Ownership::Ours | Ownership::Foreign => None,
     }
 }
 

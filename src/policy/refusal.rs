@@ -120,6 +120,17 @@ pub enum Refusal {
     },
 
     #[error(
+        "IAM role {role_arn} ({field}) is the role iam-operator manages for {owner}; a role made \
+         for one object is never handed to another. Give this binding a role of its own \
+         (spec.role) or name a role the operator does not manage"
+    )]
+    BorrowedRole {
+        field: &'static str,
+        role_arn: String,
+        owner: String,
+    },
+
+    #[error(
         "the trust policy of IAM role {role_arn} does not allow the EKS Pod Identity principal \
          pods.eks.amazonaws.com to {}; pods would get no credentials. Add a statement allowing \
          Service pods.eks.amazonaws.com the actions sts:AssumeRole and sts:TagSession (the operator \
@@ -185,6 +196,7 @@ impl Refusal {
             Refusal::ServiceAccountConflict { .. } => reason::SERVICE_ACCOUNT_CONFLICT,
             Refusal::ServiceAccountNotFound { .. } => reason::SERVICE_ACCOUNT_NOT_FOUND,
             Refusal::RoleNotFound { .. } => reason::ROLE_NOT_FOUND,
+            Refusal::BorrowedRole { .. } => reason::BORROWED_ROLE,
             Refusal::RoleDoesNotTrustPodIdentity { .. } => reason::ROLE_DOES_NOT_TRUST_POD_IDENTITY,
             Refusal::AssociationConflict(_) => reason::ASSOCIATION_CONFLICT,
             Refusal::WaitingForPropagation { .. } => reason::WAITING_FOR_PROPAGATION,
@@ -208,6 +220,7 @@ impl Refusal {
             Refusal::ServiceAccountConflict { .. } => "service_account_conflict",
             Refusal::ServiceAccountNotFound { .. } => "service_account_not_found",
             Refusal::RoleNotFound { .. } => "role_not_found",
+            Refusal::BorrowedRole { .. } => "borrowed_role",
             Refusal::RoleDoesNotTrustPodIdentity { .. } => "role_does_not_trust_pod_identity",
             Refusal::AssociationConflict(_) => "association_conflict",
             Refusal::WaitingForPropagation { .. } => "waiting_for_propagation",
@@ -240,6 +253,7 @@ impl Refusal {
             | Refusal::AssociationConflict(_) => WAITING_REQUEUE,
             Refusal::WaitingForPropagation { .. } => PROPAGATION_REQUEUE,
             Refusal::InvalidSpec(_)
+            | Refusal::BorrowedRole { .. }
             | Refusal::RoleNotOwned(_)
             | Refusal::ClusterNotFound { .. }
             | Refusal::IrsaRoleTakesPrecedence { .. } => TERMINAL_REQUEUE,

@@ -27,6 +27,8 @@ pub struct RoleSummary {
     pub created: Option<std::time::SystemTime>,
     /// `None` when IAM returned a document that does not parse.
     pub trust_policy: Option<PolicyDocument>,
+    /// Whose it is: the operator's ownership tags, if any.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// IAM role names are unique case-insensitively: `MyRole` and `myrole` are

@@ -239,6 +239,7 @@ fn refusals_come_before_any_write() {
             crate::policy::PolicyDocument::parse(r#"{"Version":"2012-10-17","Statement":[]}"#)
                 .expect("parses"),
         ),
+        tags: Default::default(),
     });
     for (desired, seen, reason) in [
         (&want, &foreign_association, "AssociationConflict"),
@@ -262,6 +263,7 @@ fn an_existing_role_is_only_read_and_a_role_we_made_before_goes_after_the_switch
         arn: role_arn("theirs"),
         created: None,
         trust_policy: Some(pod_identity_trust_policy()),
+        tags: Default::default(),
     });
     seen.associations = vec![association("a-1", "web", "r", true)];
     let plan = plan_binding(
@@ -283,6 +285,7 @@ fn an_existing_role_is_only_read_and_a_role_we_made_before_goes_after_the_switch
         arn: role_arn("r"),
         created: None,
         trust_policy: Some(pod_identity_trust_policy()),
+        tags: Default::default(),
     });
     let plan = plan_binding(&desire(&existing_arn(&role_arn("r"))), &seen, &defaults());
     assert!(!operations(&plan).contains(&"DeleteRole:r".to_string()));
@@ -298,4 +301,63 @@ fn the_irsa_annotation_is_reported_after_the_association_is_in_place() {
         plan.verdict.expect_err("warned").reason(),
         "IRSARoleTakesPrecedence"
     );
+}
+
+#[test]
+fn a_role_made_for_another_object_is_never_borrowed() {
+    let other = Owner {
+        namespace: "other-team".into(),
+        ..owner()
+    };
+    let made_for_other = RoleSummary {
+        arn: role_arn("theirs"),
+        created: None,
+        trust_policy: Some(pod_identity_trust_policy()),
+        tags: other.tags(),
+    };
+    let mut seen = observed(vec![]);
+    seen.existing_role = Some(made_for_other.clone());
+    let plan = plan_binding(
+        &desire(&existing_arn(&role_arn("theirs"))),
+        &seen,
+        &defaults(),
+    );
+    assert!(plan.steps.is_empty());
+    let refusal = plan.verdict.expect_err("borrowed");
+    assert_eq!(refusal.reason(), "BorrowedRole");
+    assert!(refusal.to_string().contains("other-team/web"), "{refusal}");
+
+    // As a same-account target role, too.
+    let mut spec = created("r", "web");
+    spec.target_role_arn = Some(role_arn("theirs"));
+    let mut seen = observed(vec![("r", None)]);
+    seen.target_role = Some(made_for_other);
+    let plan = plan_binding(&desire(&spec), &seen, &defaults());
+    assert!(plan.steps.is_empty());
+    assert_eq!(plan.verdict.expect_err("borrowed").reason(), "BorrowedRole");
+
+    // A role nobody's operator made is the user's to name.
+    let mut seen = observed(vec![]);
+    seen.existing_role = Some(RoleSummary {
+        tags: Default::default(),
+        ..seen_role("theirs")
+    });
+    assert!(
+        plan_binding(
+            &desire(&existing_arn(&role_arn("theirs"))),
+            &seen,
+            &defaults()
+        )
+        .verdict
+        .is_ok()
+    );
+}
+
+fn seen_role(name: &str) -> RoleSummary {
+    RoleSummary {
+        arn: role_arn(name),
+        created: None,
+        trust_policy: Some(pod_identity_trust_policy()),
+        tags: Default::default(),
+    }
 }
