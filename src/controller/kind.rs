@@ -21,7 +21,7 @@ use crate::policy::refusal::Refusal;
 
 /// A kind the operator reconciles: one object binds one ServiceAccount in its
 /// namespace to an IAM role. Each kind supplies the pure parts (desire and
-/// plan) and its reads; `reconcile` drives the same four steps for every
+/// plan) and its reads; `lifecycle` drives the same four steps for every
 /// kind: observe, plan, execute, report.
 pub trait ManagedKind:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -71,7 +71,7 @@ pub trait ManagedKind:
 }
 
 /// A kind's status: its own fields plus `observedGeneration` and the
-/// `Ready` condition, which this module writes the same way for every kind.
+/// `Ready` condition, which `status` writes the same way for every kind.
 pub trait ReadyStatus: Serialize + Clone + Default + PartialEq + Send + Sync {
     fn conditions(&self) -> &[Condition];
     fn set_ready(&mut self, observed_generation: Option<i64>, ready: Condition);
