@@ -13,6 +13,18 @@ use support::{Harness, another_harness, harness};
 
 const MANIFEST: &str = "apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {name: web}\nspec:\n  serviceAccount: {create: true}\n";
 
+fn delete_web(h: &Harness, ns: &str) {
+    h.kubectl(&[
+        "delete",
+        "isa",
+        "web",
+        "-n",
+        ns,
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+}
+
 fn role_of(h: &Harness, ns: &str) -> String {
     h.wait_ready("isa/web", ns);
     h.kubectl_json(&["get", "isa", "web", "-n", ns])["status"]["roleName"]
@@ -68,15 +80,7 @@ async fn bug6_same_named_clusters_in_two_regions_never_share_a_role() {
         assert!(trust.contains(host), "{role} trusts {trust}");
     }
 
-    east.kubectl(&[
-        "delete",
-        "isa",
-        "web",
-        "-n",
-        &ns,
-        "--wait=true",
-        "--timeout=60s",
-    ]);
+    delete_web(east, &ns);
     assert!(!role_exists(&iam, &east_role).await);
     assert!(
         role_exists(&iam, &west_role).await,
@@ -87,15 +91,7 @@ async fn bug6_same_named_clusters_in_two_regions_never_share_a_role() {
         let s = west.kubectl_json(&["get", "isa", "web", "-n", &ns]);
         (s["status"]["conditions"][0]["status"] == "True").then_some(())
     });
-    west.kubectl(&[
-        "delete",
-        "isa",
-        "web",
-        "-n",
-        &ns,
-        "--wait=true",
-        "--timeout=60s",
-    ]);
+    delete_web(&west, &ns);
     assert!(!role_exists(&iam, &west_role).await);
     for operator in &mut operators {
         let _ = operator.kill();

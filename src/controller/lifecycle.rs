@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use super::execute::execute;
 use super::kind::{ManagedKind, ReadyStatus};
-use super::observe::subject_of;
+use super::observe::{rivals, subject_of};
 use super::status::{self, Outcome};
 use super::{Context, Error, FINALIZER};
 use crate::health::Readiness;
@@ -115,15 +115,8 @@ fn claims_of<K: ManagedKind>(store: &Store<K>, sa: &ServiceAccount) -> Vec<Objec
 
 /// The other objects of the kind claiming `obj`'s ServiceAccount.
 fn rival_claims<K: ManagedKind>(store: &Store<K>, obj: &K) -> Vec<ObjectRef<K>> {
-    let (namespace, sa) = (obj.namespace(), obj.service_account_name());
-    store
-        .state()
+    rivals(store, obj)
         .iter()
-        .filter(|other| {
-            other.namespace() == namespace
-                && other.name_any() != obj.name_any()
-                && other.service_account_name() == sa
-        })
         .map(|other| ObjectRef::from_obj(other.as_ref()))
         .collect()
 }

@@ -2,7 +2,10 @@
 //! every name that may be theirs, the ServiceAccount, rival claims. Only
 //! reads.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 
 use super::kind::ManagedKind;
@@ -94,6 +97,21 @@ pub fn as_observed(sa: &ServiceAccount, uid: &str) -> ObservedServiceAccount {
     ObservedServiceAccount::from_service_account(sa, &annotation_manager(uid), uid)
 }
 
+/// The other objects of the kind in the cache claiming `obj`'s
+/// ServiceAccount.
+pub fn rivals<K: ManagedKind>(store: &Store<K>, obj: &K) -> Vec<Arc<K>> {
+    let (namespace, name, sa) = (obj.namespace(), obj.name_any(), obj.service_account_name());
+    store
+        .state()
+        .into_iter()
+        .filter(|other| {
+            other.namespace() == namespace
+                && other.name_any() != name
+                && other.service_account_name() == sa
+        })
+        .collect()
+}
+
 /// The oldest other object of the kind claiming the same ServiceAccount,
 /// if it is older than `obj`: that one wins, so the outcome does not depend
 /// on which reconcile ran first. Judged only from a cache that has finished
@@ -110,15 +128,9 @@ pub async fn older_claim<K: ManagedKind>(obj: &K, ctx: &Context) -> Result<Optio
         .await
         .map_err(|e| Error::Unexpected(format!("the {} cache stopped: {e}", K::KIND)))?;
     let me = (obj.creation_timestamp(), obj.name_any());
-    Ok(store
-        .state()
-        .iter()
-        .filter(|other| {
-            other.namespace() == obj.namespace()
-                && other.name_any() != obj.name_any()
-                && other.service_account_name() == obj.service_account_name()
-                && other.meta().deletion_timestamp.is_none()
-        })
+    Ok(rivals(store, obj)
+        .into_iter()
+        .filter(|other| other.meta().deletion_timestamp.is_none())
         .map(|other| (other.creation_timestamp(), other.name_any()))
         .filter(|other| *other < me)
         .min()
@@ -179,19 +191,23 @@ mod tests {
         assert_eq!(iam.calls(), ["GetRole:a", "GetRole:b"]);
     }
 
+    async fn observe_generated(iam: &RecordingIam, previous: &str) -> ObservedRoles {
+        observe_roles_of(
+            iam,
+            &defaults(),
+            &subject(&[previous]),
+            Some(&RoleSpec::default()),
+        )
+        .await
+        .expect("read")
+    }
+
     #[tokio::test]
     async fn the_regional_name_is_read_only_when_the_kept_name_is_taken() {
         let legacy = "prod-apps-web";
         let regional = "prod-us-east-1-apps-web";
         let iam = RecordingIam::with([ours(legacy)]);
-        let seen = observe_roles_of(
-            &iam,
-            &defaults(),
-            &subject(&[legacy]),
-            Some(&RoleSpec::default()),
-        )
-        .await
-        .expect("read");
+        let seen = observe_generated(&iam, legacy).await;
         assert_eq!(iam.calls(), [format!("GetRole:{legacy}")]);
         assert!(seen.get(legacy).is_some());
 
@@ -201,14 +217,7 @@ mod tests {
             .tags
             .insert(REGION_KEY.into(), "us-west-2".into());
         let iam = RecordingIam::with([theirs]);
-        observe_roles_of(
-            &iam,
-            &defaults(),
-            &subject(&[legacy]),
-            Some(&RoleSpec::default()),
-        )
-        .await
-        .expect("read");
+        observe_generated(&iam, legacy).await;
         assert_eq!(
             iam.calls(),
             [format!("GetRole:{legacy}"), format!("GetRole:{regional}")]
