@@ -1,11 +1,13 @@
 //! Operator configuration: flags with environment twins, checked once at start
 //! and then held immutable in the controller context.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 
 use crate::policy::desire::Defaults;
+use crate::policy::guardrails::Guardrails;
 use crate::policy::{ValidationError, validate_permissions_boundary_arn, validate_role_path};
 
 /// Reconciles AWS IAM roles for IRSA and EKS Pod Identity from Kubernetes
@@ -40,6 +42,12 @@ pub struct Args {
     /// whatever the resource asks for.
     #[arg(long, env = "IAM_OPERATOR_PERMISSIONS_BOUNDARY")]
     pub permissions_boundary: Option<String>,
+
+    /// The platform's guardrails (YAML): what specs may ask for, per
+    /// namespace. Read again when it changes. Without it the built-in
+    /// rules hold (see the README's security model).
+    #[arg(long, env = "IAM_OPERATOR_GUARDRAILS_FILE")]
+    pub guardrails_file: Option<std::path::PathBuf>,
 
     /// Seconds between resyncs of an object that is in sync.
     #[arg(long, env = "IAM_OPERATOR_RESYNC_SECONDS", default_value_t = 600)]
@@ -78,17 +86,24 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// What desire takes from the configuration.
-    pub fn defaults(&self) -> Defaults {
+    /// What desire takes from the configuration and the guardrails in
+    /// force; the guardrails' path and boundary win over the flags'.
+    pub fn defaults(&self, guardrails: Arc<Guardrails>) -> Defaults {
+        let roles = guardrails.roles();
         Defaults {
+            role_name_prefix: guardrails.generated_name_prefix(&self.role_name_prefix),
+            default_role_path: roles.path.clone(),
+            forced_permissions_boundary: roles
+                .permissions_boundary
+                .clone()
+                .or_else(|| self.forced_permissions_boundary.clone()),
             cluster_name: self.cluster_name.clone(),
             region: self.region.clone(),
             account_id: self.account_id.clone(),
             partition: self.partition.clone(),
             issuer: self.issuer.clone(),
-            role_name_prefix: self.role_name_prefix.clone(),
             forced_role_path: self.forced_role_path.clone(),
-            forced_permissions_boundary: self.forced_permissions_boundary.clone(),
+            guardrails,
         }
     }
 

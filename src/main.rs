@@ -13,7 +13,7 @@ use tracing_subscriber::EnvFilter;
 use iam_operator::api::{IamServiceAccount, PodIdentityBinding};
 use iam_operator::aws::{Eks, Iam, identity};
 use iam_operator::config::{Args, Settings, partition_for_region};
-use iam_operator::controller::{Context, lifecycle};
+use iam_operator::controller::{Context, guardrails_file, lifecycle};
 use iam_operator::health::{self, Readiness};
 
 #[tokio::main]
@@ -111,11 +111,13 @@ async fn run(args: Args) -> Result<(), String> {
         ),
     };
 
+    let guardrails = guardrails_file::start(args.guardrails_file.clone())?;
     let ctx = Arc::new(Context::new(
         client,
         Iam::new(&aws),
         Eks::new(&aws),
         settings,
+        guardrails,
     ));
     tokio::join!(
         lifecycle::run(ctx.clone(), isa_api, sa_api.clone(), readiness.clone()),

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aws_sdk_eks::types::PodIdentityAssociation;
+use iam_operator::policy::trust::{PodIdentityScope, scoped_pod_identity_trust_policy};
 use iam_operator::policy::{PolicyDocument, pod_identity_trust_policy};
 use serde_json::{Value, json};
 use support::aws::{attached, get_role};
@@ -183,7 +184,21 @@ async fn example_creates_role_and_association_resyncs_without_writes_and_deletes
     let created = get_role(&aws.iam, &role).await;
     let trust = PolicyDocument::parse(created.assume_role_policy_document().expect("trust"))
         .expect("trust parses");
-    assert_eq!(trust, pod_identity_trust_policy());
+    // Scoped to this cluster, namespace and ServiceAccount by the session
+    // tags EKS sets, so no other association can use the role.
+    assert_eq!(
+        trust,
+        scoped_pod_identity_trust_policy(&PodIdentityScope {
+            account: ACCOUNT,
+            cluster_arn: &format!(
+                "arn:aws:eks:{}:{ACCOUNT}:cluster/{}",
+                h.region, h.cluster_name
+            ),
+            namespace: &ns,
+            service_account: "s3-reader",
+            session_tags: true,
+        })
+    );
     assert_eq!(
         attached(&aws.iam, &role).await,
         BTreeSet::from(["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess".to_string()])

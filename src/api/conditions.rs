@@ -12,6 +12,8 @@ pub mod reason {
     pub const SYNCED: &str = "Synced";
     pub const RECONCILING: &str = "Reconciling";
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const INVALID_POLICY: &str = "InvalidPolicy";
+    pub const GUARDRAIL_VIOLATION: &str = "GuardrailViolation";
     pub const ROLE_NOT_OWNED: &str = "RoleNotOwned";
     pub const ROLE_NOT_FOUND: &str = "RoleNotFound";
     pub const BORROWED_ROLE: &str = "BorrowedRole";

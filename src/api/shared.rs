@@ -44,7 +44,7 @@ pub struct RoleSpec {
     /// keys start with `iam-operator.io/`). Keys starting with `aws:` are
     /// reserved by AWS.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[x_kube(validation = Rule::new("self.all(k, !k.lowerAscii().startsWith('aws:') && !k.startsWith('iam-operator.io/'))").message("tag keys starting with aws: or iam-operator.io/ are reserved"))]
+    #[x_kube(validation = Rule::new("self.all(k, !k.lowerAscii().startsWith('aws:') && !k.lowerAscii().startsWith('iam-operator.io/'))").message("tag keys starting with aws: or iam-operator.io/ are reserved"))]
     #[schemars(extend("maxProperties" = 45))]
     pub tags: BTreeMap<String, String>,
 }

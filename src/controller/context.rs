@@ -1,24 +1,26 @@
 //! What every reconcile shares: clients, settings, the event recorder, the
 //! backoff book and the caches of watched objects.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
+use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use crate::api::{IamServiceAccount, PodIdentityBinding};
 use crate::aws::{Eks, Iam};
 use crate::config::Settings;
 use crate::policy::desire::Defaults;
+use crate::policy::guardrails::Guardrails;
 
 pub struct Context {
     pub client: kube::Client,
     pub iam: Iam,
     pub eks: Eks,
     pub settings: Settings,
-    /// What desire takes from the settings, fixed at start.
-    pub defaults: Defaults,
+    /// The platform's guardrails, replaced when their file changes.
+    pub guardrails: watch::Receiver<Arc<Guardrails>>,
     pub recorder: Recorder,
     pub backoff: Backoff,
     /// Every IamServiceAccount, to find which one owns a ServiceAccount;
@@ -31,7 +33,13 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: kube::Client, iam: Iam, eks: Eks, settings: Settings) -> Self {
+    pub fn new(
+        client: kube::Client,
+        iam: Iam,
+        eks: Eks,
+        settings: Settings,
+        guardrails: watch::Receiver<Arc<Guardrails>>,
+    ) -> Self {
         let reporter = Reporter {
             controller: "iam-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -41,12 +49,20 @@ impl Context {
             client,
             iam,
             eks,
-            defaults: settings.defaults(),
+            guardrails,
             settings,
             backoff: Backoff::default(),
             iam_service_accounts: OnceLock::new(),
             pod_identity_bindings: OnceLock::new(),
             cluster_found: OnceLock::new(),
         }
+    }
+}
+
+impl Context {
+    /// What desire and plan take from the configuration, with the
+    /// guardrails in force now.
+    pub fn defaults(&self) -> Defaults {
+        self.settings.defaults(self.guardrails.borrow().clone())
     }
 }

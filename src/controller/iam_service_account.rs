@@ -90,7 +90,7 @@ impl ManagedKind for IamServiceAccount {
         }
         observed.roles = observe_roles_of(
             &ctx.iam,
-            &ctx.defaults,
+            &ctx.defaults(),
             &observed.subject,
             Some(&self.spec.role),
         )
@@ -135,7 +135,7 @@ async fn foreign_role(
     let Ok(arn) = parse_role_arn("", found) else {
         return Ok(Some(ForeignRole::NotAnArn));
     };
-    if arn.account != ctx.defaults.account_id {
+    if arn.account != ctx.defaults().account_id {
         return Ok(Some(ForeignRole::OtherAccount(arn.account)));
     }
     Ok(Some(match ctx.iam.role_summary(&arn.name).await {

@@ -16,8 +16,9 @@ use kube::{Api, Resource, ResourceExt};
 use tracing::Instrument;
 
 use super::execute::execute;
+use super::guardrails_file;
 use super::kind::{ManagedKind, ReadyStatus};
-use super::observe::{rivals, subject_of};
+use super::observe::{namespace_labels, rivals, subject_of};
 use super::status::{self, Outcome};
 use super::{Context, Error, FINALIZER};
 use crate::health::Readiness;
@@ -51,7 +52,11 @@ pub async fn run<K: ManagedKind>(
         );
     let _ = K::store(&ctx).set(store.clone());
     let rivals = store.clone();
+    let guardrail_changes = guardrails_file::changes(ctx.guardrails.clone());
     Controller::for_stream(changes, store.clone())
+        // New guardrails may refuse what was allowed, or allow what was
+        // refused: every object is judged again.
+        .reconcile_all_on(guardrail_changes)
         .watches(service_accounts, watcher::Config::default(), move |sa| {
             claims_of(&store, &sa)
         })
@@ -167,15 +172,31 @@ async fn reconcile<K: ManagedKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
 /// Observe, plan, execute, report: the same four steps for both kinds, for
 /// apply and for cleanup.
 async fn sync<K: ManagedKind>(obj: &K, ctx: &Context, deleting: bool) -> Result<Action, Error> {
-    let subject = subject_of(obj, ctx);
-    let desired = obj.desire(&subject, &ctx.defaults);
+    let mut subject = subject_of(obj, ctx);
+    let defaults = ctx.defaults();
+    if !deleting && defaults.guardrails.selects_by_labels() {
+        match namespace_labels(ctx, &subject.owner.namespace).await {
+            Ok(labels) => subject.namespace_labels = Some(labels),
+            Err(e) => {
+                let _ = report(
+                    obj,
+                    ctx,
+                    obj.current_status(),
+                    Outcome::failed(&e, e.to_string()),
+                )
+                .await;
+                return Err(e);
+            }
+        }
+    }
+    let desired = obj.desire(&subject, &defaults);
     let observed = obj
         .observe(ctx, subject, desired.as_ref().ok(), deleting)
         .await;
     let result = match observed {
         Ok(observed) => {
             let plan = match deleting {
-                false => K::plan(&desired, &observed, &ctx.defaults),
+                false => K::plan(&desired, &observed, &defaults),
                 true => K::plan_cleanup(&observed),
             };
             execute(obj, ctx, &plan.steps)

@@ -2,9 +2,10 @@
 //! every name that may be theirs, the ServiceAccount, rival claims. Only
 //! reads.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 
@@ -24,8 +25,8 @@ use crate::policy::service_account_plan::ObservedServiceAccount;
 pub fn subject_of<K: ManagedKind>(obj: &K, ctx: &Context) -> Subject {
     Subject {
         owner: Owner {
-            cluster: ctx.defaults.cluster_name.clone(),
-            region: ctx.defaults.region.clone(),
+            cluster: ctx.defaults().cluster_name.clone(),
+            region: ctx.defaults().region.clone(),
             kind: K::KIND.into(),
             namespace: obj.namespace().unwrap_or_default(),
             name: obj.name_any(),
@@ -34,6 +35,7 @@ pub fn subject_of<K: ManagedKind>(obj: &K, ctx: &Context) -> Subject {
         generation: obj.meta().generation.unwrap_or_default(),
         recorded: Recorded::from_annotations(obj.annotations()),
         status_role: obj.current_status().role_name().map(str::to_string),
+        namespace_labels: None,
     }
 }
 
@@ -91,6 +93,20 @@ pub async fn get_service_account(
 ) -> Result<Option<ServiceAccount>, Error> {
     let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
     Ok(api.get_opt(name).await?)
+}
+
+/// A namespace's labels, for guardrails that grant by label selector.
+pub async fn namespace_labels(
+    ctx: &Context,
+    namespace: &str,
+) -> Result<BTreeMap<String, String>, Error> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    Ok(api
+        .get_metadata(namespace)
+        .await?
+        .metadata
+        .labels
+        .unwrap_or_default())
 }
 
 pub fn as_observed(sa: &ServiceAccount, uid: &str) -> ObservedServiceAccount {
@@ -157,6 +173,7 @@ mod tests {
                 ..Default::default()
             },
             status_role: previous.first().map(|r| r.to_string()),
+            namespace_labels: None,
         }
     }
 

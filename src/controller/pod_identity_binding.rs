@@ -15,8 +15,10 @@ use super::{Context, Error};
 use crate::api::{PodIdentityBinding, PodIdentityBindingStatus};
 use crate::aws::AwsError;
 use crate::policy::association_plan::ObservedAssociation;
-use crate::policy::binding_plan::{BindingObserved, plan_binding, plan_binding_cleanup};
-use crate::policy::desire::{BindingRole, Defaults, DesiredBinding, desired_binding};
+use crate::policy::binding_plan::{
+    BindingObserved, desire_binding, plan_binding, plan_binding_cleanup,
+};
+use crate::policy::desire::{BindingRole, Defaults, DesiredBinding};
 use crate::policy::plan::{Plan, Subject};
 use crate::policy::refusal::Refusal;
 use crate::policy::service_account_plan::ROLE_ARN;
@@ -40,12 +42,7 @@ impl ManagedKind for PodIdentityBinding {
     }
 
     fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<DesiredBinding, Refusal> {
-        Ok(desired_binding(
-            &self.spec,
-            &subject.owner,
-            defaults,
-            &subject.previous_roles(),
-        )?)
+        desire_binding(&self.spec, subject, defaults)
     }
 
     async fn observe(
@@ -87,7 +84,7 @@ impl ManagedKind for PodIdentityBinding {
                     observed.existing_role = ctx.iam.role_summary(&arn.name).await?;
                 }
                 if let Some(target) = &desired.target_role
-                    && target.account == ctx.defaults.account_id
+                    && target.account == ctx.defaults().account_id
                 {
                     observed.target_role = ctx.iam.role_summary(&target.name).await?;
                 }
@@ -115,7 +112,7 @@ impl ManagedKind for PodIdentityBinding {
         }
         observed.roles = observe_roles_of(
             &ctx.iam,
-            &ctx.defaults,
+            &ctx.defaults(),
             &observed.subject,
             self.spec.role.as_ref(),
         )
@@ -155,7 +152,7 @@ async fn cluster_exists(ctx: &Context) -> Result<bool, Error> {
     }
     let found = ctx
         .eks
-        .describe_cluster_exists(&ctx.defaults.cluster_name)
+        .describe_cluster_exists(&ctx.defaults().cluster_name)
         .await?;
     if found {
         let _ = ctx.cluster_found.set(());
@@ -169,7 +166,7 @@ async fn associations(
     ctx: &Context,
     observed: &BindingObserved,
 ) -> Result<Vec<ObservedAssociation>, AwsError> {
-    let cluster = &ctx.defaults.cluster_name;
+    let cluster = &ctx.defaults().cluster_name;
     let namespace = &observed.subject.owner.namespace;
     let mut service_accounts = vec![observed.service_account_name.clone()];
     service_accounts.extend(

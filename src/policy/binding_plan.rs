@@ -8,14 +8,16 @@ use super::association_plan::{
     AssociationAction, DesiredAssociation, ObservedAssociation, plan_association,
     plan_association_removal,
 };
-use super::desire::{BindingRole, Defaults, DesiredBinding};
+use super::desire::{BindingRole, Defaults, DesiredBinding, desired_binding};
 use super::ownership::{Owner, Ownership};
 use super::plan::{
     ObservedRoles, Plan, Recorded, Step, Subject, role_in_use, role_removal_steps, with_record,
 };
 use super::refusal::Refusal;
 use super::role_plan::{RoleSummary, plan_role};
+use super::tenancy::{check_binding_guardrails, check_policy_grammar};
 use super::trust::pod_identity_trust_gaps;
+use crate::api::PodIdentityBindingSpec;
 use crate::api::PodIdentityBindingStatus;
 use crate::api::pod_identity_binding::KIND;
 
@@ -50,6 +52,21 @@ impl BindingObserved {
             .as_ref()
             .and(self.status.role_arn.as_deref())
     }
+}
+
+/// What a binding asks for, checked: the policy grammar, IAM's limits, then
+/// the platform's guardrails.
+pub fn desire_binding(
+    spec: &PodIdentityBindingSpec,
+    subject: &Subject,
+    defaults: &Defaults,
+) -> Result<DesiredBinding, Refusal> {
+    if let Some(policies) = &spec.policies {
+        check_policy_grammar(policies)?;
+    }
+    let desired = desired_binding(spec, &subject.owner, defaults, &subject.previous_roles())?;
+    check_binding_guardrails(spec, &desired, defaults, subject)?;
+    Ok(desired)
 }
 
 pub fn plan_binding(
@@ -99,12 +116,21 @@ pub fn plan_binding(
                 field: "spec.roleArn",
                 role_arn: wanted.clone(),
             };
-            // Same name under another path is another ARN: not the role asked for.
-            let Some(summary) = observed.existing_role.as_ref().filter(|s| s.arn == wanted) else {
+            // IAM finds a role by its name without case, so a role of ours
+            // named in other letters is still borrowed; past that, only the
+            // exact ARN is the role asked for (another path is another role).
+            let Some(summary) = observed
+                .existing_role
+                .as_ref()
+                .filter(|s| s.arn.eq_ignore_ascii_case(&wanted))
+            else {
                 return Plan::refuse(status, not_found);
             };
             if let Some(borrowed) = borrowed("spec.roleArn", summary, owner) {
                 return Plan::refuse(status, borrowed);
+            }
+            if summary.arn != wanted {
+                return Plan::refuse(status, not_found);
             }
             let missing = match &summary.trust_policy {
                 Some(trust) => pod_identity_trust_gaps(trust),
@@ -155,13 +181,15 @@ pub fn plan_binding(
         let found = observed
             .target_role
             .as_ref()
-            .filter(|t| t.arn == target.to_string());
+            .filter(|t| t.arn.eq_ignore_ascii_case(&target.to_string()));
+        let not_found = Refusal::RoleNotFound {
+            field: "spec.targetRoleArn",
+            role_arn: target.to_string(),
+        };
         let refusal = match found {
-            None => Some(Refusal::RoleNotFound {
-                field: "spec.targetRoleArn",
-                role_arn: target.to_string(),
-            }),
-            Some(summary) => borrowed("spec.targetRoleArn", summary, owner),
+            None => Some(not_found),
+            Some(summary) => borrowed("spec.targetRoleArn", summary, owner)
+                .or_else(|| (summary.arn != target.to_string()).then_some(not_found)),
         };
         if let Some(refusal) = refusal {
             return Plan::refuse(status, refusal);
@@ -253,8 +281,18 @@ pub fn plan_binding(
                 .as_ref()
                 .map(|t| format!(", then target role {t}"))
                 .unwrap_or_default();
+            // Without session tags the trust of a created role cannot name
+            // the namespace and ServiceAccount: say so where people look.
+            let unscoped = match (&desired.role, desired.disable_session_tags) {
+                (BindingRole::Created(_), true) => {
+                    "; its trust is not scoped to this namespace and ServiceAccount, as \
+                     disableSessionTags leaves EKS no session tags to check: any Pod Identity \
+                     association in the account may use the role"
+                }
+                _ => "",
+            };
             Ok(format!(
-                "ServiceAccount {sa_name} gets role {role_arn}{target} through EKS Pod Identity"
+                "ServiceAccount {sa_name} gets role {role_arn}{target} through EKS Pod Identity{unscoped}"
             ))
         }
     };

@@ -3,12 +3,14 @@
 //! any AWS call. Pure.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::document::PolicyDocument;
+use super::guardrails::Guardrails;
 use super::naming::role_name;
 use super::ownership::{OWNERSHIP_TAG_COUNT, Owner, is_ownership_key};
 use super::role_plan::{RoleState, same_role_name};
-use super::trust::pod_identity_trust_policy;
+use super::trust::{PodIdentityScope, scoped_pod_identity_trust_policy};
 use super::validate::{
     RoleArn, ValidationError, parse_role_arn, validate_description, validate_inline_policies_size,
     validate_inline_policy_name, validate_managed_policy_arn, validate_managed_policy_count,
@@ -24,6 +26,9 @@ pub const DEFAULT_MAX_SESSION_SECONDS: i32 = 3600;
 /// start, then fixed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Defaults {
+    /// What app teams may ask for; its prefix, path and boundary are already
+    /// folded into the fields below.
+    pub guardrails: Arc<Guardrails>,
     pub cluster_name: String,
     pub region: String,
     pub account_id: String,
@@ -33,12 +38,22 @@ pub struct Defaults {
     pub issuer: Option<String>,
     pub role_name_prefix: String,
     pub forced_role_path: Option<String>,
+    /// The path of roles whose spec names none.
+    pub default_role_path: Option<String>,
     pub forced_permissions_boundary: Option<String>,
 }
 
 impl Defaults {
     /// The ARN IAM gives a role made under `path` and `name`: known before
     /// it exists, so a plan can refer to it.
+    /// The ARN of the EKS cluster, as Pod Identity's session tags carry it.
+    pub fn cluster_arn(&self) -> String {
+        format!(
+            "arn:{}:eks:{}:{}:cluster/{}",
+            self.partition, self.region, self.account_id, self.cluster_name
+        )
+    }
+
     pub fn role_arn(&self, path: &str, name: &str) -> String {
         RoleArn {
             partition: self.partition.clone(),
@@ -153,7 +168,8 @@ pub fn desired_role(
     let path = settings
         .forced_role_path
         .clone()
-        .or_else(|| role.path.clone())
+        .or_else(|| role.path.clone().filter(|p| !p.is_empty()))
+        .or_else(|| settings.default_role_path.clone())
         .unwrap_or_else(|| "/".to_string());
     note(&mut problems, validate_role_path("spec.role.path", &path));
 
@@ -279,14 +295,14 @@ pub fn desired_binding(
     let role = match (&spec.role, &spec.role_arn) {
         (Some(role), None) => {
             let policies = spec.policies.clone().unwrap_or_default();
-            match desired_role(
-                role,
-                &policies,
-                pod_identity_trust_policy(),
-                owner,
-                settings,
-                previous,
-            ) {
+            let trust = scoped_pod_identity_trust_policy(&PodIdentityScope {
+                account: &settings.account_id,
+                cluster_arn: &settings.cluster_arn(),
+                namespace: &owner.namespace,
+                service_account: &spec.service_account_name,
+                session_tags: !spec.disable_session_tags.unwrap_or(false),
+            });
+            match desired_role(role, &policies, trust, owner, settings, previous) {
                 Ok(state) => Some(BindingRole::Created(state)),
                 Err(InvalidSpec(more)) => {
                     problems.extend(more);
@@ -389,7 +405,7 @@ mod tests {
         desired_role(
             &role,
             &policies,
-            pod_identity_trust_policy(),
+            crate::policy::pod_identity_trust_policy(),
             &owner(),
             &settings(),
             &[],
@@ -463,7 +479,7 @@ mod tests {
         let role = desired_role(
             &spec,
             &PolicySpec::default(),
-            pod_identity_trust_policy(),
+            crate::policy::pod_identity_trust_policy(),
             &owner(),
             &s,
             &[],
@@ -653,6 +669,23 @@ mod tests {
     }
 
     #[test]
+    fn without_session_tags_the_trust_is_kept_to_the_account_only() {
+        let mut spec = binding(Some(RoleSpec::default()), None);
+        spec.disable_session_tags = Some(true);
+        let desired = desired_binding(&spec, &binding_owner(), &settings(), &[]).expect("valid");
+        let BindingRole::Created(role) = desired.role else {
+            panic!("{:?}", desired.role)
+        };
+        let trust = role.trust_policy.to_json();
+        assert!(
+            trust.contains(r#""aws:SourceAccount":["123456789012"]"#),
+            "{trust}"
+        );
+        assert!(!trust.contains("aws:RequestTag"), "{trust}");
+        assert!(crate::policy::trusts_pod_identity(&role.trust_policy));
+    }
+
+    #[test]
     fn a_created_binding_role_trusts_pod_identity_and_carries_the_policies() {
         let mut spec = binding(Some(RoleSpec::default()), None);
         spec.policies = Some(PolicySpec {
@@ -663,7 +696,19 @@ mod tests {
         let BindingRole::Created(role) = desired.role else {
             panic!("{:?}", desired.role)
         };
-        assert_eq!(role.trust_policy, pod_identity_trust_policy());
+        assert!(crate::policy::trusts_pod_identity(&role.trust_policy));
+        let trust = role.trust_policy.to_json();
+        for scoped in [
+            r#""aws:RequestTag/eks-cluster-arn":["arn:aws:eks:us-east-1:123456789012:cluster/prod"]"#,
+            r#""aws:RequestTag/kubernetes-namespace":["apps"]"#,
+            &format!(
+                r#""aws:RequestTag/kubernetes-service-account":["{}"]"#,
+                spec.service_account_name
+            ),
+            r#""aws:SourceAccount":["123456789012"]"#,
+        ] {
+            assert!(trust.contains(scoped), "{trust} lacks {scoped}");
+        }
         assert_eq!(role.name, "k8s-prod-us-east-1-apps-web_pod-identity");
         assert_eq!(
             role.managed_policies,

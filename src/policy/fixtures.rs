@@ -16,7 +16,9 @@ pub fn defaults() -> Defaults {
         issuer: Some(ISSUER.into()),
         role_name_prefix: String::new(),
         forced_role_path: None,
+        default_role_path: None,
         forced_permissions_boundary: None,
+        guardrails: Default::default(),
     }
 }
 

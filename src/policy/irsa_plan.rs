@@ -14,6 +14,7 @@ use super::role_plan::{RoleState, RoleSummary, plan_role};
 use super::service_account_plan::{
     AnnotationPlan, ObservedServiceAccount, plan_annotations, wanted_annotations,
 };
+use super::tenancy::{check_guardrails, check_policy_grammar};
 use super::trust::{irsa_trust_admits, irsa_trust_policy, oidc_provider_arn};
 use super::validate::validate_audience;
 use crate::api::{IamServiceAccount, IamServiceAccountStatus};
@@ -62,6 +63,7 @@ pub fn desired_irsa(
         &isa.service_account_name(),
         &audience,
     );
+    check_policy_grammar(&isa.spec.policies)?;
     let role = desired_role(
         &isa.spec.role,
         &isa.spec.policies,
@@ -69,6 +71,13 @@ pub fn desired_irsa(
         owner,
         defaults,
         &subject.previous_roles(),
+    )?;
+    check_guardrails(
+        defaults,
+        subject,
+        Some((&isa.spec.role, &role)),
+        Some(&isa.spec.policies),
+        Vec::new(),
     )?;
     Ok(DesiredIrsa {
         role_arn: defaults.role_arn(&role.path, &role.name),

@@ -11,6 +11,8 @@ pub mod desire;
 pub mod document;
 #[cfg(test)]
 pub mod fixtures;
+pub mod grammar;
+pub mod guardrails;
 pub mod irsa_plan;
 pub mod naming;
 pub mod ownership;
@@ -18,6 +20,7 @@ pub mod plan;
 pub mod refusal;
 pub mod role_plan;
 pub mod service_account_plan;
+pub mod tenancy;
 pub mod trust;
 pub mod validate;
 

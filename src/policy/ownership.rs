@@ -84,7 +84,9 @@ impl Owner {
 
 /// Whether a tag key is one of the operator's own.
 pub fn is_ownership_key(key: &str) -> bool {
-    key.starts_with("iam-operator.io/")
+    // IAM compares tag keys without case: `IAM-OPERATOR.IO/name` would
+    // collide with ours.
+    key.to_ascii_lowercase().starts_with("iam-operator.io/")
 }
 
 #[cfg(test)]

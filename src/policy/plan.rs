@@ -176,6 +176,8 @@ pub struct Subject {
     pub recorded: Recorded,
     /// The role name status reports.
     pub status_role: Option<String>,
+    /// Read only when the guardrails select namespaces by label.
+    pub namespace_labels: Option<BTreeMap<String, String>>,
 }
 
 impl Subject {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::association_plan::AssociationConflict;
 use super::desire::InvalidSpec;
+use super::guardrails::Violation;
 use super::role_plan::RoleNotOwned;
 use crate::api::conditions::reason;
 
@@ -24,6 +25,18 @@ pub const PROPAGATION_REQUEUE: Duration = Duration::from_secs(5);
 pub enum Refusal {
     #[error("invalid spec: {0}")]
     InvalidSpec(#[from] InvalidSpec),
+
+    #[error(
+        "invalid policy, not sent to AWS (IAM would answer MalformedPolicyDocument): {}",
+        problems.join("; ")
+    )]
+    InvalidPolicy { problems: Vec<String> },
+
+    #[error(
+        "the platform's guardrails refuse this spec, so nothing was written to AWS: {}",
+        violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    GuardrailViolation { violations: Vec<Violation> },
 
     #[error("{0}")]
     RoleNotOwned(#[from] RoleNotOwned),
@@ -181,6 +194,8 @@ impl Refusal {
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::InvalidSpec(_) => reason::INVALID_SPEC,
+            Refusal::InvalidPolicy { .. } => reason::INVALID_POLICY,
+            Refusal::GuardrailViolation { .. } => reason::GUARDRAIL_VIOLATION,
             Refusal::RoleNotOwned(_) => reason::ROLE_NOT_OWNED,
             Refusal::OidcProviderNotFound { .. } => reason::OIDC_PROVIDER_NOT_FOUND,
             Refusal::AudienceNotAllowed { .. } => reason::AUDIENCE_NOT_ALLOWED,
@@ -209,6 +224,8 @@ impl Refusal {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Refusal::InvalidSpec(_) => "invalid_spec",
+            Refusal::InvalidPolicy { .. } => "invalid_policy",
+            Refusal::GuardrailViolation { .. } => "guardrail_violation",
             Refusal::RoleNotOwned(_) => "role_not_owned",
             Refusal::OidcProviderNotFound { .. } => "oidc_provider_not_found",
             Refusal::AudienceNotAllowed { .. } => "audience_not_allowed",
@@ -253,6 +270,8 @@ impl Refusal {
             | Refusal::AssociationConflict(_) => WAITING_REQUEUE,
             Refusal::WaitingForPropagation { .. } => PROPAGATION_REQUEUE,
             Refusal::InvalidSpec(_)
+            | Refusal::InvalidPolicy { .. }
+            | Refusal::GuardrailViolation { .. }
             | Refusal::BorrowedRole { .. }
             | Refusal::RoleNotOwned(_)
             | Refusal::ClusterNotFound { .. }

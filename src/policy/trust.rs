@@ -83,6 +83,50 @@ pub fn pod_identity_trust_policy() -> PolicyDocument {
     }))
 }
 
+/// Who may use a role the operator creates for Pod Identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodIdentityScope<'a> {
+    pub account: &'a str,
+    pub cluster_arn: &'a str,
+    pub namespace: &'a str,
+    pub service_account: &'a str,
+    /// Whether EKS passes its session tags (`disableSessionTags` unset).
+    pub session_tags: bool,
+}
+
+/// Session tags EKS Pod Identity sets when it assumes a role.
+pub const SESSION_TAG_CLUSTER_ARN: &str = "aws:RequestTag/eks-cluster-arn";
+pub const SESSION_TAG_NAMESPACE: &str = "aws:RequestTag/kubernetes-namespace";
+pub const SESSION_TAG_SERVICE_ACCOUNT: &str = "aws:RequestTag/kubernetes-service-account";
+
+/// Trust policy for a role the operator creates for Pod Identity: the EKS
+/// user guide's, with conditions on the session tags EKS sets, so that only
+/// an association of this cluster, namespace and ServiceAccount can use
+/// it; without the conditions any association in the account could. With
+/// session tags off there are no tags to check: the role is kept to the
+/// account only, and status says so.
+pub fn scoped_pod_identity_trust_policy(scope: &PodIdentityScope) -> PolicyDocument {
+    let mut string_equals = Map::new();
+    string_equals.insert("aws:SourceAccount".into(), json!(scope.account));
+    if scope.session_tags {
+        string_equals.insert(SESSION_TAG_CLUSTER_ARN.into(), json!(scope.cluster_arn));
+        string_equals.insert(SESSION_TAG_NAMESPACE.into(), json!(scope.namespace));
+        string_equals.insert(
+            SESSION_TAG_SERVICE_ACCOUNT.into(),
+            json!(scope.service_account),
+        );
+    }
+    PolicyDocument::from_checked(&json!({
+        "Version": CURRENT_POLICY_VERSION,
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": POD_IDENTITY_SERVICE },
+            "Action": POD_IDENTITY_ACTIONS,
+            "Condition": { "StringEquals": string_equals },
+        }],
+    }))
+}
+
 /// Whether an action pattern from a policy (`sts:*`, `sts:Assume*`, `*`,
 /// `s3:Get?bject`) covers an action. IAM action names are case-insensitive;
 /// `*` matches any run of characters and `?` exactly one.
@@ -91,7 +135,7 @@ pub fn action_matches(pattern: &str, action: &str) -> bool {
 }
 
 /// IAM-style wildcard match, case-sensitive (as `StringLike` is).
-fn glob_match(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
     let pattern: Vec<char> = pattern.chars().collect();
     let text: Vec<char> = text.chars().collect();
     let (mut p, mut t) = (0, 0);

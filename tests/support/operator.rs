@@ -87,6 +87,9 @@ pub fn start_against(h: &Harness, emulator_url: &str, extra_args: &[&str]) -> Ch
     if !extra_args.contains(&"--metrics-address") {
         command.args(["--metrics-address", "127.0.0.1:0"]);
     }
+    if !extra_args.contains(&"--guardrails-file") {
+        command.arg("--guardrails-file").arg(test_guardrails());
+    }
     command
         .args(extra_args)
         .env("KUBECONFIG", &h.operator_kubeconfig)
@@ -99,6 +102,12 @@ pub fn start_against(h: &Harness, emulator_url: &str, extra_args: &[&str]) -> Ch
         .stdout(log.try_clone().expect("log handle"))
         .stderr(log);
     spawn_from_long_lived_thread(command)
+}
+
+/// The guardrails tests run under unless they bring their own: the
+/// built-in rules, with existing roles granted everywhere.
+pub fn test_guardrails() -> std::path::PathBuf {
+    repo_dir().join("e2e/guardrails/tests.yaml")
 }
 
 /// Polls `condition` until it holds; for facts no watch can wait on (the

@@ -31,6 +31,7 @@ fn subject(roles: &[&str], service_accounts: &[&str]) -> Subject {
             service_accounts: service_accounts.iter().map(|s| s.to_string()).collect(),
         },
         status_role: None,
+        namespace_labels: None,
     }
 }
 

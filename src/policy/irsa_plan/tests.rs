@@ -22,6 +22,7 @@ fn subject(recorded: &[&str]) -> Subject {
             ..Default::default()
         },
         status_role: None,
+        namespace_labels: None,
     }
 }
 
