@@ -64,6 +64,12 @@ pub struct Args {
         default_value = "127.0.0.1:8080"
     )]
     pub metrics_address: std::net::SocketAddr,
+
+    /// Print the operator's own least-privilege AWS policy for these flags
+    /// (cluster, --aws-account-id, AWS_REGION, role path and prefix,
+    /// boundary) and exit, without contacting AWS or Kubernetes.
+    #[arg(long, env = "IAM_OPERATOR_PRINT_AWS_POLICY")]
+    pub print_aws_policy: bool,
 }
 
 /// What reconciles need from the configuration, with the AWS-discovered parts

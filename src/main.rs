@@ -15,6 +15,8 @@ use iam_operator::aws::{Eks, Iam, identity};
 use iam_operator::config::{Args, Settings, partition_for_region};
 use iam_operator::controller::{Context, guardrails_file, lifecycle};
 use iam_operator::health::{self, Readiness};
+use iam_operator::policy::guardrails::Guardrails;
+use iam_operator::policy::operator_policy::{self, OperatorPolicyInputs};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -23,13 +25,69 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn")),
         )
         .init();
-    match run(Args::parse()).await {
+    let args = Args::parse();
+    if args.print_aws_policy {
+        // Before anything starts: printing must not need AWS or a cluster.
+        return match aws_policy(&args) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("--print-aws-policy: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The operator's own AWS policy for `args`, as `--print-aws-policy` prints
+/// it. The region is read from the environment as the AWS SDK would, but
+/// without the SDK's other sources (profiles, instance metadata), which could
+/// mean a network call.
+fn aws_policy(args: &Args) -> Result<String, String> {
+    args.validate().map_err(|e| format!("configuration: {e}"))?;
+    let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|r| !r.is_empty()))
+        .ok_or("no AWS region: set AWS_REGION")?;
+    let account_id = args.aws_account_id.clone().ok_or(
+        "no AWS account: give --aws-account-id (or IAM_OPERATOR_AWS_ACCOUNT_ID); \
+         the operator would ask STS, which printing does not",
+    )?;
+    let mut inputs = OperatorPolicyInputs::new(
+        partition_for_region(&region),
+        &account_id,
+        &region,
+        &args.cluster_name,
+    );
+    // As the reconciles see them (Settings::defaults): the guardrails' path,
+    // prefix and boundary, then the flags'; and the existing roles the
+    // guardrails let bindings name, which the operator must pass to EKS.
+    let guardrails = match &args.guardrails_file {
+        Some(path) => guardrails_file::load(path)?.1,
+        None => Guardrails::default(),
+    };
+    let roles = guardrails.roles();
+    inputs.role_path = args
+        .role_path
+        .clone()
+        .or_else(|| roles.path.clone())
+        .unwrap_or_else(|| "/".to_string());
+    inputs.role_name_prefix = guardrails.generated_name_prefix(&args.role_name_prefix);
+    inputs.permissions_boundary = roles
+        .permissions_boundary
+        .clone()
+        .or_else(|| args.permissions_boundary.clone());
+    inputs.passable_role_patterns = guardrails.granted_role_arns();
+    operator_policy::render_pretty(&inputs).map_err(|e| e.to_string())
 }
 
 async fn run(args: Args) -> Result<(), String> {

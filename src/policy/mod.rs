@@ -15,6 +15,7 @@ pub mod grammar;
 pub mod guardrails;
 pub mod irsa_plan;
 pub mod naming;
+pub mod operator_policy;
 pub mod ownership;
 pub mod plan;
 pub mod refusal;

@@ -69,10 +69,8 @@ pub fn start(h: &Harness, extra_args: &[&str]) -> Child {
 /// `emulator_url` (another harness's, so that two clusters share one account).
 pub fn start_against(h: &Harness, emulator_url: &str, extra_args: &[&str]) -> Child {
     static STARTED: AtomicUsize = AtomicUsize::new(0);
-    let log_path = h.dir.join("logs").join(format!(
-        "operator-{}.log",
-        STARTED.fetch_add(1, Ordering::Relaxed)
-    ));
+    let launch = STARTED.fetch_add(1, Ordering::Relaxed);
+    let log_path = h.dir.join("logs").join(format!("operator-{launch}.log"));
     let log = std::fs::File::create(&log_path).expect("operator log file");
     eprintln!("operator log: {}", log_path.display());
     let mut command = Command::new("python3");
@@ -94,7 +92,7 @@ pub fn start_against(h: &Harness, emulator_url: &str, extra_args: &[&str]) -> Ch
         .args(extra_args)
         .env("KUBECONFIG", &h.operator_kubeconfig)
         .env("AWS_ENDPOINT_URL", emulator_url)
-        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_ACCESS_KEY_ID", record_launch(h, launch, extra_args))
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", &h.region)
         .env("RUST_LOG", "info,iam_operator=debug,kube=warn")
@@ -108,6 +106,59 @@ pub fn start_against(h: &Harness, emulator_url: &str, extra_args: &[&str]) -> Ch
 /// built-in rules, with existing roles granted everywhere.
 pub fn test_guardrails() -> std::path::PathBuf {
     repo_dir().join("e2e/guardrails/tests.yaml")
+}
+
+/// Where the test command collects the emulator's call logs and the
+/// operator launches they belong to (e2e/policy-proof reads both).
+pub const POLICY_PROOF_DIR_ENV: &str = "IAM_OPERATOR_POLICY_PROOF_DIR";
+
+/// An access key of the operator's own for this launch, so the emulator's
+/// call log tells its calls from the tests' own set-up calls (which use
+/// `testing`); moto puts any key it has not issued in its default account,
+/// the harness's. When the test command collects call logs, the launch's
+/// flags are written beside them, keyed by the access key, so the policy
+/// this operator needs can be rendered for exactly these flags.
+fn record_launch(h: &Harness, launch: usize, extra_args: &[&str]) -> String {
+    // 20 characters, as AWS access key ids are.
+    let key = format!(
+        "AKIAOPERATOR{:04X}{:04X}",
+        std::process::id() & 0xFFFF,
+        launch & 0xFFFF
+    );
+    let Some(dir) = std::env::var_os(POLICY_PROOF_DIR_ENV) else {
+        return key;
+    };
+    let cluster = extra_args
+        .iter()
+        .position(|a| *a == "--cluster-name")
+        .and_then(|i| extra_args.get(i + 1))
+        .map_or(h.cluster_name.as_str(), |c| *c);
+    let record = serde_json::json!({
+        "accessKeyId": key,
+        "clusterName": cluster,
+        "region": h.region,
+        "accountId": h.account_id,
+        "args": launch_args(extra_args),
+    });
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).expect("policy proof directory");
+    std::fs::write(
+        dir.join(format!("launch-{key}.json")),
+        serde_json::to_string_pretty(&record).expect("launch record serialises"),
+    )
+    .expect("write the launch record");
+    key
+}
+
+/// The flags that decide the operator's AWS policy, as this launch has
+/// them: the test's own, and the default guardrails when it brings none.
+fn launch_args(extra_args: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+    if !extra_args.contains(&"--guardrails-file") {
+        args.push("--guardrails-file".into());
+        args.push(test_guardrails().display().to_string());
+    }
+    args
 }
 
 /// Polls `condition` until it holds; for facts no watch can wait on (the
