@@ -390,6 +390,12 @@ def start_emulator(procs: Processes, run_dir: Path) -> subprocess.Popen:
         "AWS_DEFAULT_REGION": DEFAULT_REGION,
         "PYTHONUNBUFFERED": "1",
     }
+    proof_dir = os.environ.get("IAM_OPERATOR_POLICY_PROOF_DIR")
+    if proof_dir:
+        # The test command proves the operator's AWS policy against every
+        # call of the run: one log per emulator, named after its run dir.
+        Path(proof_dir).mkdir(parents=True, exist_ok=True)
+        env["EMULATOR_CALL_LOG_FILE"] = str(Path(proof_dir) / f"calls-{run_dir.name}.jsonl")
     return procs.start(
         "emulator",
         [str(VENV_PYTHON), str(E2E_DIR / "emulator" / "server.py"), "--host", "127.0.0.1", "--port", "0"],

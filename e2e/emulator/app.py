@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import time
 import traceback
 import urllib.parse
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from . import eks_api, moto_bridge
+from . import call_context, eks_api, moto_bridge
 from .aws_errors import Response, fault_response, rest_json_error
 from .classify import AwsRequest, classify
 from .control import PREFIX, ControlApi
@@ -62,7 +63,7 @@ class EmulatorApp:
         self.moto_app = moto_app or moto_bridge.build_app()
         self.store = PodIdentityStore(moto_bridge.MotoDirectory())
         self.faults = FaultInjector()
-        self.calls = CallLog()
+        self.calls = CallLog(os.environ.get("EMULATOR_CALL_LOG_FILE") or None)
         self.iam_rules = IamRules()
         self.control = ControlApi(
             moto_app=self.moto_app, store=self.store, faults=self.faults, calls=self.calls
@@ -82,6 +83,9 @@ class EmulatorApp:
         body = read_body(environ)
         request = classify(environ, body)
         decision = self.faults.decide(request.service, request.operation)
+        # Read before the call: aws:ResourceTag is what the resource carried
+        # when AWS decided, not what the call left.
+        context = call_context.describe(request, body, environ, self.store)
         statuses: list[int] = []
 
         def recording_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
@@ -112,6 +116,7 @@ class EmulatorApp:
                 status=statuses[-1] if statuses else 500,
                 fault=decision.fault if decision else None,
                 target=call_target(request, body),
+                context=context,
             )
 
     def _pod_identity(self, environ: dict[str, Any], request: AwsRequest, body: bytes) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections import deque
@@ -126,10 +127,13 @@ class CallLog:
     `since` never mistakes new calls for ones it has already seen.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, log_file: str | None = None) -> None:
         self._lock = threading.Lock()
         self._calls: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_CALLS)
         self._seq = 0
+        # Every call also goes to this file, one JSON line each, so that a
+        # whole test run's calls outlive the emulator and its bounded deque.
+        self._log_file = log_file
 
     def record(
         self,
@@ -141,6 +145,7 @@ class CallLog:
         status: int,
         fault: str | None,
         target: str | None = None,
+        context: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         with self._lock:
             self._seq += 1
@@ -153,8 +158,12 @@ class CallLog:
                 "status": status,
                 "fault": fault,
                 "target": target,
+                **(context or {}),
             }
             self._calls.append(entry)
+            if self._log_file:
+                with open(self._log_file, "a", encoding="utf-8") as out:
+                    out.write(json.dumps(entry, sort_keys=True) + "\n")
             return dict(entry)
 
     def since(self, seq: int = 0) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ __all__ = [
     "find_iam_role",
     "posix_seconds",
     "reset",
+    "role_facts",
     "upsert_cluster",
     "warm_up",
 ]
@@ -124,6 +125,28 @@ def find_iam_role(account_id: str, region: str | None, role_name: str) -> IamRol
         attached_policy_arns=frozenset(role.managed_policies),
         inline_policies=dict(role.policies),
     )
+
+
+@dataclass(frozen=True)
+class RoleFacts:
+    """What a policy simulator needs to know of a role: its ARN and tags."""
+
+    arn: str
+    tags: dict[str, str]
+
+
+def role_facts(account_id: str, region: str | None, role_name: str) -> RoleFacts | None:
+    """The ARN and tags of the role IAM means by role_name (matched
+    regardless of case, as IAM does), or None when there is none."""
+    backend = iam_backends[account_id][get_partition(region or "us-east-1")]
+    roles = list(backend.roles.values())
+    wanted = role_name.lower()
+    matches = [role for role in roles if role.name.lower() == wanted]
+    if not matches:
+        return None
+    role = next((r for r in matches if r.name == role_name), matches[0])
+    tags = {tag["Key"]: tag["Value"] for tag in (role.tags or [])}
+    return RoleFacts(arn=role.arn, tags=tags)
 
 
 def posix_seconds(moment: datetime) -> float:

@@ -361,6 +361,13 @@ class PodIdentityStore:
         with self._lock:
             return dict(self._by_arn(scope, arn).tags)
 
+    def tags_or_none(self, scope: Scope, arn: str) -> dict[str, str] | None:
+        """An association's tags, or None when there is no such association."""
+        try:
+            return self.tags_of(scope, arn)
+        except EksError:
+            return None
+
     # -- internals ----------------------------------------------------------
 
     def _now(self) -> float:
