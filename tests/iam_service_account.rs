@@ -324,7 +324,7 @@ async fn a_foreign_role_at_our_name_is_reported_and_never_written() {
     h.kubectl(&["create", "serviceaccount", "app", "-n", &ns]);
     h.apply(
         &ns,
-        &format!("apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {{name: app}}\nspec:\n  role: {{name: {name}}}\n  policies: {{managed: [arn:aws:iam::aws:policy/AdministratorAccess]}}\n"),
+        &format!("apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {{name: app}}\nspec:\n  role: {{name: {name}}}\n  policies: {{managed: [arn:aws:iam::aws:policy/ReadOnlyAccess]}}\n"),
     );
     h.wait_for_reason("isa/app", &ns, "RoleNotOwned");
     let message = ready_message(h, &ns, "app");
@@ -509,25 +509,28 @@ async fn bad_input_is_refused_before_any_aws_write() {
             "bad-doc",
             "policies: {inline: {p: {Statement: not-a-list}}}",
             "spec.policies.inline.p",
+            "InvalidPolicy",
         ),
         (
             "bad-arn",
             "policies: {managed: ['arn:aws:s3:::bucket']}",
             "spec.policies.managed[0]",
+            "InvalidSpec",
         ),
         (
             "bad-boundary",
             "role: {permissionsBoundary: not-an-arn}",
             "permissionsBoundary",
+            "InvalidSpec",
         ),
     ];
     let mark = h.emulator().mark();
-    for (name, spec, field) in operator_refuses {
+    for (name, spec, field, reason) in operator_refuses {
         h.apply(
             &ns,
             &format!("apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {{name: {name}}}\nspec: {{{spec}}}\n"),
         );
-        h.wait_for_reason(&format!("isa/{name}"), &ns, "InvalidSpec");
+        h.wait_for_reason(&format!("isa/{name}"), &ns, reason);
         let message = ready_message(h, &ns, name);
         assert!(message.contains(field), "{name}: {message}");
     }

@@ -193,13 +193,6 @@ impl Iam {
                     .await
                     .map_err(|e| AwsError::from_sdk(op, e))?;
             }
-            RoleAction::DeletePermissionsBoundary => {
-                c.delete_role_permissions_boundary()
-                    .role_name(role)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk(op, e))?;
-            }
             RoleAction::TagRole(tags) => {
                 c.tag_role()
                     .role_name(role)

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::document::PolicyDocument;
-use super::ownership::{Owner, Ownership};
+use super::ownership::{Owner, Ownership, is_ownership_key};
 use super::validate::{DEFAULT_MANAGED_POLICIES_QUOTA, INLINE_POLICIES_MAX_SIZE};
 
 /// A role as IAM reports it: the state the plan compares, plus what only
@@ -67,7 +67,6 @@ pub enum RoleAction {
     },
     UpdateTrustPolicy(PolicyDocument),
     PutPermissionsBoundary(String),
-    DeletePermissionsBoundary,
     TagRole(BTreeMap<String, String>),
     UntagRole(Vec<String>),
     AttachPolicy(String),
@@ -88,7 +87,6 @@ impl RoleAction {
             RoleAction::UpdateRole { .. } => "UpdateRole",
             RoleAction::UpdateTrustPolicy(_) => "UpdateAssumeRolePolicy",
             RoleAction::PutPermissionsBoundary(_) => "PutRolePermissionsBoundary",
-            RoleAction::DeletePermissionsBoundary => "DeleteRolePermissionsBoundary",
             RoleAction::TagRole(_) => "TagRole",
             RoleAction::UntagRole(_) => "UntagRole",
             RoleAction::AttachPolicy(_) => "AttachRolePolicy",
@@ -108,7 +106,6 @@ impl RoleAction {
             }
             RoleAction::UpdateTrustPolicy(_) => "updated trust policy".into(),
             RoleAction::PutPermissionsBoundary(arn) => format!("set permissions boundary {arn}"),
-            RoleAction::DeletePermissionsBoundary => "removed permissions boundary".into(),
             RoleAction::TagRole(tags) => format!("tagged {}", keys(tags.keys())),
             RoleAction::UntagRole(keys_removed) => {
                 format!("untagged {}", keys(keys_removed.iter()))
@@ -195,7 +192,9 @@ pub fn plan_role(
         (current, Some(wanted)) if current.as_ref() != Some(wanted) => {
             actions.push(RoleAction::PutPermissionsBoundary(wanted.clone()))
         }
-        (Some(_), None) => actions.push(RoleAction::DeletePermissionsBoundary),
+        // A boundary once set stays: the operator's own AWS policy denies
+        // DeleteRolePermissionsBoundary, so that no spec (and no bug) can
+        // lift the cap a platform put on a role.
         _ => {}
     }
     // Untag first: a swap of keys never takes the role over IAM's 50 tags,
@@ -216,6 +215,16 @@ pub fn plan_role(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if !to_tag.is_empty() {
+        // The operator's AWS policy lets it tag only with its cluster's
+        // ownership tags in the request: they ride along with every change.
+        let mut to_tag = to_tag;
+        to_tag.extend(
+            desired
+                .tags
+                .iter()
+                .filter(|(k, _)| is_ownership_key(k))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         actions.push(RoleAction::TagRole(to_tag));
     }
     actions.extend(policy_swap(desired, observed));
@@ -514,7 +523,7 @@ mod tests {
     }
 
     #[test]
-    fn boundary_put_changed_and_removed() {
+    fn boundary_put_and_changed_but_never_removed() {
         let arn = "arn:aws:iam::123456789012:policy/boundary".to_string();
         let mut want = desired();
         want.permissions_boundary = Some(arn.clone());
@@ -526,7 +535,7 @@ mod tests {
         observed.permissions_boundary = Some(arn);
         assert_eq!(
             plan_role(&desired(), Some(&observed), &owner()).expect("plan"),
-            [RoleAction::DeletePermissionsBoundary]
+            []
         );
     }
 
@@ -540,7 +549,12 @@ mod tests {
             plan,
             [
                 RoleAction::UntagRole(vec!["old".into()]),
-                RoleAction::TagRole(BTreeMap::from([("team".to_string(), "web".to_string())])),
+                RoleAction::TagRole(
+                    [("team".to_string(), "web".to_string())]
+                        .into_iter()
+                        .chain(owner().tags())
+                        .collect()
+                ),
             ]
         );
     }

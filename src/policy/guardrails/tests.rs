@@ -641,3 +641,31 @@ fn granted_role_patterns_are_listed_for_the_operator_policy() {
     );
     assert!(!guardrails.selects_by_labels());
 }
+
+#[test]
+fn the_documented_example_is_valid_and_does_what_it_says() {
+    let example = include_str!("../../../examples/guardrails.yaml");
+    let guardrails = Guardrails::parse(example).expect("examples/guardrails.yaml parses");
+    assert!(guardrails.selects_by_labels());
+    let payments = Some(BTreeMap::from([(
+        "team".to_string(),
+        "payments".to_string(),
+    )]));
+    let power = Spec {
+        name: "apps-x",
+        path: "/apps/",
+        namespace: "checkout",
+        labels: payments,
+        ..managed(&["arn:aws:iam::aws:policy/PowerUserAccess"])
+    };
+    assert!(rules_broken(&guardrails, &power).is_empty());
+    let elsewhere = Spec {
+        namespace: "web",
+        labels: Some(BTreeMap::new()),
+        ..power.clone()
+    };
+    assert_eq!(
+        rules_broken(&guardrails, &elsewhere),
+        [DENY_ADMIN_MANAGED_POLICIES]
+    );
+}
