@@ -25,30 +25,8 @@ fn write_guardrails(h: &Harness, yaml: &str) {
     std::fs::rename(&staging, &path).expect("swap guardrails");
 }
 
-fn ready_message(h: &Harness, ns: &str, name: &str) -> String {
-    let out = h.kubectl(&[
-        "get",
-        "isa",
-        name,
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}",
-    ]);
-    out.trim().to_string()
-}
-
-fn warning_events(h: &Harness, ns: &str, name: &str, reason: &str) -> usize {
-    let list = h.kubectl_json(&[
-        "get",
-        "events",
-        "-n",
-        ns,
-        "--field-selector",
-        &format!("involvedObject.name={name},reason={reason},type=Warning"),
-    ]);
-    list["items"].as_array().map_or(0, Vec::len)
-}
+const READY_REASON: &str = "{.status.conditions[?(@.type==\"Ready\")].reason}";
+const READY_MESSAGE: &str = "{.status.conditions[?(@.type==\"Ready\")].message}";
 
 async fn boundary_of(iam: &aws_sdk_iam::Client, role: &str) -> Option<String> {
     let found = iam.get_role().role_name(role).send().await.expect("role");
@@ -99,18 +77,10 @@ async fn edits_reach_the_running_operator_and_judge_every_object_again() {
     for name in names {
         h.wait_ready(&format!("isa/{name}"), &ns);
     }
-    let role_of = |name: &str| {
-        h.kubectl(&[
-            "get",
-            "isa",
-            name,
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.status.roleName}",
-        ])
-    };
-    let roles: Vec<String> = names.iter().map(|n| role_of(n)).collect();
+    let roles: Vec<String> = names
+        .iter()
+        .map(|n| h.field(&format!("isa/{n}"), &ns, "{.status.roleName}"))
+        .collect();
 
     // A boundary added to the guardrails reaches every existing role.
     write_guardrails(h, &format!("roles:\n  permissionsBoundary: {boundary}\n"));
@@ -140,7 +110,7 @@ async fn edits_reach_the_running_operator_and_judge_every_object_again() {
     );
     for name in names {
         h.wait_for_reason(&format!("isa/{name}"), &ns, "GuardrailViolation");
-        let message = ready_message(h, &ns, name);
+        let message = h.field(&format!("isa/{name}"), &ns, READY_MESSAGE);
         assert!(
             message.contains("managedPolicies.deny") && message.contains(READ_ONLY),
             "{message}"
@@ -148,7 +118,10 @@ async fn edits_reach_the_running_operator_and_judge_every_object_again() {
         eventually(
             "a Warning Event for the violation",
             Duration::from_secs(30),
-            || (warning_events(h, &ns, name, "GuardrailViolation") > 0).then_some(()),
+            || {
+                let types = h.event_types(&ns, name, "GuardrailViolation");
+                types.iter().any(|t| t == "Warning").then_some(())
+            },
         );
     }
 
@@ -156,16 +129,8 @@ async fn edits_reach_the_running_operator_and_judge_every_object_again() {
     write_guardrails(h, "managedPolicies: [this, is, not, a, map]\n");
     tokio::time::sleep(Duration::from_secs(8)).await;
     for name in names {
-        let reason = h.kubectl(&[
-            "get",
-            "isa",
-            name,
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}",
-        ]);
-        assert_eq!(reason.trim(), "GuardrailViolation", "{name}");
+        let reason = h.field(&format!("isa/{name}"), &ns, READY_REASON);
+        assert_eq!(reason, "GuardrailViolation", "{name}");
     }
     let writes: Vec<_> = h
         .emulator()

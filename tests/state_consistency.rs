@@ -226,24 +226,6 @@ async fn bug5_a_losing_claim_leaves_only_the_winners_annotations() {
     delete(h, &ns, &format!("isa/{}", winner.1));
 }
 
-/// The Events of `reason` about `name`, as (type, reason) pairs.
-fn events(h: &Harness, ns: &str, name: &str, reason: &str) -> Vec<String> {
-    let list = h.kubectl_json(&[
-        "get",
-        "events",
-        "-n",
-        ns,
-        "--field-selector",
-        &format!("involvedObject.name={name},reason={reason}"),
-    ]);
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| e["type"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn bug8_waiting_is_told_as_a_normal_event_and_a_refusal_as_a_warning() {
     let Some(h) = setup() else { return };
@@ -251,7 +233,7 @@ async fn bug8_waiting_is_told_as_a_normal_event_and_a_refusal_as_a_warning() {
     h.apply(&ns, &isa_manifest("late", "  policies: {}\n"));
     h.wait_for_reason("isa/late", &ns, "ServiceAccountNotFound");
     let waiting = eventually("the waiting Event", Duration::from_secs(30), || {
-        Some(events(h, &ns, "late", "ServiceAccountNotFound")).filter(|e| !e.is_empty())
+        Some(h.event_types(&ns, "late", "ServiceAccountNotFound")).filter(|e| !e.is_empty())
     });
     assert!(waiting.iter().all(|t| t == "Normal"), "{waiting:?}");
 
@@ -270,7 +252,8 @@ async fn bug8_waiting_is_told_as_a_normal_event_and_a_refusal_as_a_warning() {
     );
     h.wait_for_reason("isa/refused", &ns, "ServiceAccountAudienceMismatch");
     let refused = eventually("the refusal Event", Duration::from_secs(30), || {
-        Some(events(h, &ns, "refused", "ServiceAccountAudienceMismatch")).filter(|e| !e.is_empty())
+        Some(h.event_types(&ns, "refused", "ServiceAccountAudienceMismatch"))
+            .filter(|e| !e.is_empty())
     });
     assert!(refused.iter().all(|t| t == "Warning"), "{refused:?}");
 }

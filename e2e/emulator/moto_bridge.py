@@ -111,15 +111,9 @@ def find_iam_role(account_id: str, region: str | None, role_name: str) -> IamRol
     moto matches exactly, so should it ever hold two roles differing only in
     case, the exact one wins.
     """
-    backend = iam_backends[account_id][get_partition(region or "us-east-1")]
-    # list() copies in one step, so a role created meanwhile by another
-    # request thread cannot break the iteration.
-    roles = list(backend.roles.values())
-    wanted = role_name.lower()
-    matches = [role for role in roles if role.name.lower() == wanted]
-    if not matches:
+    role = _find_role(account_id, region, role_name)
+    if role is None:
         return None
-    role = next((r for r in matches if r.name == role_name), matches[0])
     return IamRole(
         name=role.name,
         attached_policy_arns=frozenset(role.managed_policies),
@@ -138,13 +132,9 @@ class RoleFacts:
 def role_facts(account_id: str, region: str | None, role_name: str) -> RoleFacts | None:
     """The ARN and tags of the role IAM means by role_name (matched
     regardless of case, as IAM does), or None when there is none."""
-    backend = iam_backends[account_id][get_partition(region or "us-east-1")]
-    roles = list(backend.roles.values())
-    wanted = role_name.lower()
-    matches = [role for role in roles if role.name.lower() == wanted]
-    if not matches:
+    role = _find_role(account_id, region, role_name)
+    if role is None:
         return None
-    role = next((r for r in matches if r.name == role_name), matches[0])
     tags = {tag["Key"]: tag["Value"] for tag in (role.tags or [])}
     return RoleFacts(arn=role.arn, tags=tags)
 
@@ -253,3 +243,17 @@ def reset() -> None:
             backend_dict.clear()
         BackendDict._instances.clear()
     reset_model_data()
+
+
+def _find_role(account_id: str, region: str | None, role_name: str) -> Any:
+    """moto's role that IAM means by role_name: matched regardless of case,
+    the exact spelling first, should moto ever hold two."""
+    backend = iam_backends[account_id][get_partition(region or "us-east-1")]
+    # list() copies in one step, so a role created meanwhile by another
+    # request thread cannot break the iteration.
+    roles = list(backend.roles.values())
+    wanted = role_name.lower()
+    matches = [role for role in roles if role.name.lower() == wanted]
+    if not matches:
+        return None
+    return next((r for r in matches if r.name == role_name), matches[0])

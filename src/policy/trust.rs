@@ -73,13 +73,21 @@ pub fn irsa_trust_policy(
 /// Trust policy for EKS Pod Identity, as the EKS documentation gives it:
 /// the Pod Identity service principal may assume the role and tag the session.
 pub fn pod_identity_trust_policy() -> PolicyDocument {
+    pod_identity_trust(None)
+}
+
+fn pod_identity_trust(string_equals: Option<Map<String, Value>>) -> PolicyDocument {
+    let mut statement = json!({
+        "Effect": "Allow",
+        "Principal": { "Service": POD_IDENTITY_SERVICE },
+        "Action": POD_IDENTITY_ACTIONS,
+    });
+    if let Some(conditions) = string_equals {
+        statement["Condition"] = json!({ "StringEquals": conditions });
+    }
     PolicyDocument::from_checked(&json!({
         "Version": CURRENT_POLICY_VERSION,
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": { "Service": POD_IDENTITY_SERVICE },
-            "Action": POD_IDENTITY_ACTIONS,
-        }],
+        "Statement": [statement],
     }))
 }
 
@@ -116,15 +124,7 @@ pub fn scoped_pod_identity_trust_policy(scope: &PodIdentityScope) -> PolicyDocum
             json!(scope.service_account),
         );
     }
-    PolicyDocument::from_checked(&json!({
-        "Version": CURRENT_POLICY_VERSION,
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": { "Service": POD_IDENTITY_SERVICE },
-            "Action": POD_IDENTITY_ACTIONS,
-            "Condition": { "StringEquals": string_equals },
-        }],
-    }))
+    pod_identity_trust(Some(string_equals))
 }
 
 /// Whether an action pattern from a policy (`sts:*`, `sts:Assume*`, `*`,

@@ -299,6 +299,39 @@ impl Harness {
     }
 
     /// Waits on a watch (kubectl wait) for the Ready condition's reason.
+    /// The types (`Normal`, `Warning`) of the Events of `reason` about the
+    /// object `name`.
+    pub fn event_types(&self, namespace: &str, name: &str, reason: &str) -> Vec<String> {
+        let list = self.kubectl_json(&[
+            "get",
+            "events",
+            "-n",
+            namespace,
+            "--field-selector",
+            &format!("involvedObject.name={name},reason={reason}"),
+        ]);
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["type"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// One field of an object, by JSONPath.
+    pub fn field(&self, resource: &str, namespace: &str, jsonpath: &str) -> String {
+        self.kubectl(&[
+            "get",
+            resource,
+            "-n",
+            namespace,
+            "-o",
+            &format!("jsonpath={jsonpath}"),
+        ])
+        .trim()
+        .to_string()
+    }
+
     pub fn wait_for_reason(&self, resource: &str, namespace: &str, reason: &str) {
         let condition =
             format!("--for=jsonpath={{.status.conditions[?(@.type==\"Ready\")].reason}}={reason}");
