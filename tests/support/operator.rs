@@ -128,6 +128,8 @@ fn record_launch(h: &Harness, launch: usize, extra_args: &[&str]) -> String {
     let Some(dir) = std::env::var_os(POLICY_PROOF_DIR_ENV) else {
         return key;
     };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).expect("policy proof directory");
     let cluster = extra_args
         .iter()
         .position(|a| *a == "--cluster-name")
@@ -138,10 +140,8 @@ fn record_launch(h: &Harness, launch: usize, extra_args: &[&str]) -> String {
         "clusterName": cluster,
         "region": h.region,
         "accountId": h.account_id,
-        "args": launch_args(extra_args),
+        "args": launch_args(extra_args, &dir, &key),
     });
-    let dir = std::path::PathBuf::from(dir);
-    std::fs::create_dir_all(&dir).expect("policy proof directory");
     std::fs::write(
         dir.join(format!("launch-{key}.json")),
         serde_json::to_string_pretty(&record).expect("launch record serialises"),
@@ -151,9 +151,18 @@ fn record_launch(h: &Harness, launch: usize, extra_args: &[&str]) -> String {
 }
 
 /// The flags that decide the operator's AWS policy, as this launch has
-/// them: the test's own, and the default guardrails when it brings none.
-fn launch_args(extra_args: &[&str]) -> Vec<String> {
+/// them: the test's own, and the default guardrails when it brings none. A
+/// test's own guardrails file is copied as it is at launch: the test may
+/// edit it later, and its harness directory is gone when the proof runs.
+fn launch_args(extra_args: &[&str], dir: &std::path::Path, key: &str) -> Vec<String> {
     let mut args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+    if let Some(i) = args.iter().position(|a| a == "--guardrails-file")
+        && let Some(path) = args.get_mut(i + 1)
+    {
+        let copy = dir.join(format!("guardrails-{key}.yaml"));
+        std::fs::copy(&*path, &copy).expect("copy the launch's guardrails");
+        *path = copy.display().to_string();
+    }
     if !extra_args.contains(&"--guardrails-file") {
         args.push("--guardrails-file".into());
         args.push(test_guardrails().display().to_string());
