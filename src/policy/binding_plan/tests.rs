@@ -362,3 +362,63 @@ fn seen_role(name: &str) -> RoleSummary {
         tags: Default::default(),
     }
 }
+
+#[test]
+fn a_created_role_without_session_tags_says_its_trust_is_not_scoped() {
+    let scoped = plan_binding(
+        &desire(&created("r", "web")),
+        &observed(vec![("r", None)]),
+        &defaults(),
+    );
+    assert!(!scoped.verdict.expect("ready").contains("not scoped"));
+    let mut spec = created("r", "web");
+    spec.disable_session_tags = Some(true);
+    let unscoped = plan_binding(&desire(&spec), &observed(vec![("r", None)]), &defaults());
+    let message = unscoped.verdict.expect("ready");
+    assert!(
+        message.contains("not scoped") && message.contains("disableSessionTags"),
+        "{message}"
+    );
+    let mut existing = existing_arn(&role_arn("theirs"));
+    existing.disable_session_tags = Some(true);
+    let desired = desire(&existing);
+    let mut seen = observed(vec![]);
+    seen.existing_role = Some(seen_role("theirs"));
+    let theirs = plan_binding(&desired, &seen, &defaults());
+    assert!(
+        !format!("{:?}", theirs.verdict).contains("not scoped"),
+        "{:?}",
+        theirs.verdict
+    );
+}
+
+#[test]
+fn desire_refuses_a_malformed_policy_before_guardrails_and_guardrails_before_observing() {
+    let mut spec = created("r", "web");
+    spec.policies = Some(PolicySpec {
+        inline: [(
+            "p".to_string(),
+            serde_json::json!({"Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]}),
+        )]
+        .into(),
+        ..Default::default()
+    });
+    let refused = desire_binding(&spec, &subject(&[], &[]), &defaults()).expect_err("refused");
+    assert_eq!(refused.reason(), "InvalidPolicy", "{refused}");
+    spec.policies.as_mut().unwrap().inline.get_mut("p").unwrap()["Version"] =
+        serde_json::json!("2012-10-17");
+    let refused = desire_binding(&spec, &subject(&[], &[]), &defaults()).expect_err("refused");
+    assert_eq!(refused.reason(), "GuardrailViolation", "{refused}");
+    assert!(refused.to_string().contains("deny-iam-writes"), "{refused}");
+    let borrowed_by_default = desire_binding(
+        &existing_arn(&role_arn("theirs")),
+        &subject(&[], &[]),
+        &defaults(),
+    )
+    .expect_err("no existing roles by default");
+    assert!(
+        borrowed_by_default
+            .to_string()
+            .contains("deny-ungranted-role-arns")
+    );
+}
