@@ -1,11 +1,84 @@
-//! The `Ready` condition and every reason it can carry, in one place, so that
-//! users (and alerts) can rely on the names.
+//! The conditions of both kinds and every reason they carry, in one place,
+//! so that users, alerts and GitOps tools can rely on the names. `Ready`
+//! says whether pods get their credentials; `Reconciling` and `Stalled`
+//! follow kstatus, which Flux and other tools read instead of `Ready`.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use schemars::{Schema, SchemaGenerator, json_schema};
 
 pub const READY: &str = "Ready";
+/// kstatus: the operator is working on the object, or waiting on something
+/// that resolves by itself.
+pub const RECONCILING: &str = "Reconciling";
+/// kstatus: retrying will not help until something is changed.
+pub const STALLED: &str = "Stalled";
+
+/// Where a reconcile left the object, as kstatus sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// In sync, or refused: nothing more is being done.
+    Done,
+    /// Working, or waiting on something that clears by itself.
+    Working,
+    /// Refused or failing until a person changes something.
+    Stalled,
+}
+
+/// The conditions to write: `Ready` (`None`: Unknown), and `Reconciling` or
+/// `Stalled` as `progress` says; the one not named is left out, so that
+/// server-side apply removes it. Transition times of conditions whose
+/// status did not change are kept from `previous`.
+pub fn conditions_for(
+    ready: Option<bool>,
+    reason: &str,
+    message: &str,
+    progress: Progress,
+    generation: Option<i64>,
+    previous: &[Condition],
+) -> Vec<Condition> {
+    let status = match ready {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "Unknown",
+    };
+    let mut conditions = vec![condition(
+        READY, status, reason, message, generation, previous,
+    )];
+    let extra = match progress {
+        Progress::Done => None,
+        Progress::Working => Some(RECONCILING),
+        Progress::Stalled => Some(STALLED),
+    };
+    if let Some(type_) = extra {
+        conditions.push(condition(
+            type_, "True", reason, message, generation, previous,
+        ));
+    }
+    conditions
+}
+
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    previous: &[Condition],
+) -> Condition {
+    let last_transition_time = match find(previous, type_) {
+        Some(prev) if prev.status == status => prev.last_transition_time.clone(),
+        _ => Time(Timestamp::now()),
+    };
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
 
 pub mod reason {
     //! `UpperCamelCase` reasons of the `Ready` condition.
@@ -36,29 +109,12 @@ pub mod reason {
     pub const DELETE_CONFLICT: &str = "DeleteConflict";
 }
 
-/// A `Ready` condition as it should read now. `previous` is the condition
-/// currently in status: its `lastTransitionTime` is kept unless the status
-/// flips, so that the time tells when readiness last changed.
-pub fn ready_condition(
-    ready: bool,
-    reason: &str,
-    message: String,
-    generation: Option<i64>,
-    previous: Option<&Condition>,
-) -> Condition {
-    let status = if ready { "True" } else { "False" };
-    let last_transition_time = match previous {
-        Some(prev) if prev.status == status => prev.last_transition_time.clone(),
-        _ => Time(Timestamp::now()),
-    };
-    Condition {
-        type_: READY.to_string(),
-        status: status.to_string(),
-        reason: reason.to_string(),
-        message,
-        observed_generation: generation,
-        last_transition_time,
-    }
+/// Whether two lists of conditions say the same thing, ignoring
+/// timestamps and order.
+pub fn same_conditions(a: &[Condition], b: &[Condition]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .all(|x| find(b, &x.type_).is_some_and(|y| same_condition(x, y)))
 }
 
 /// Whether two conditions say the same thing, ignoring the timestamp.
@@ -104,19 +160,27 @@ mod tests {
     #[test]
     fn transition_time_kept_while_status_unchanged() {
         let prev = condition_at("True", 1_000);
-        let next = ready_condition(true, reason::SYNCED, "other".into(), Some(2), Some(&prev));
+        let next = condition(
+            READY,
+            "True",
+            reason::SYNCED,
+            "other",
+            Some(2),
+            std::slice::from_ref(&prev),
+        );
         assert_eq!(next.last_transition_time, prev.last_transition_time);
     }
 
     #[test]
     fn transition_time_moves_when_status_flips() {
         let prev = condition_at("True", 1_000);
-        let next = ready_condition(
-            false,
+        let next = condition(
+            READY,
+            "False",
             reason::INVALID_SPEC,
-            "bad".into(),
+            "bad",
             Some(2),
-            Some(&prev),
+            std::slice::from_ref(&prev),
         );
         assert_ne!(next.last_transition_time, prev.last_transition_time);
         assert_eq!(next.status, "False");
@@ -133,5 +197,85 @@ mod tests {
         let mut d = condition_at("True", 1);
         d.observed_generation = Some(3);
         assert!(!same_condition(&a, &d));
+    }
+
+    #[test]
+    fn kstatus_conditions_follow_progress() {
+        let done = conditions_for(
+            Some(true),
+            reason::SYNCED,
+            "ok",
+            Progress::Done,
+            Some(2),
+            &[],
+        );
+        assert_eq!(done.len(), 1);
+        assert_eq!(
+            (done[0].type_.as_str(), done[0].status.as_str()),
+            (READY, "True")
+        );
+        let working = conditions_for(
+            None,
+            reason::RECONCILING,
+            "working on generation 3",
+            Progress::Working,
+            Some(3),
+            &done,
+        );
+        let types: Vec<(&str, &str)> = working
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(types, [(READY, "Unknown"), (RECONCILING, "True")]);
+        assert!(working.iter().all(|c| c.observed_generation == Some(3)));
+        let stalled = conditions_for(
+            Some(false),
+            reason::GUARDRAIL_VIOLATION,
+            "rule x",
+            Progress::Stalled,
+            Some(3),
+            &working,
+        );
+        let types: Vec<(&str, &str)> = stalled
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(types, [(READY, "False"), (STALLED, "True")]);
+        assert_eq!(stalled[1].reason, reason::GUARDRAIL_VIOLATION);
+        assert_eq!(stalled[1].message, "rule x");
+    }
+
+    #[test]
+    fn transition_times_are_kept_per_type_while_the_status_holds() {
+        let mut first = conditions_for(
+            Some(false),
+            reason::SERVICE_ACCOUNT_NOT_FOUND,
+            "a",
+            Progress::Working,
+            Some(1),
+            &[],
+        );
+        for c in &mut first {
+            c.last_transition_time = Time(Timestamp::from_second(1_000).expect("valid"));
+        }
+        let again = conditions_for(
+            Some(false),
+            reason::WAITING_FOR_PROPAGATION,
+            "b",
+            Progress::Working,
+            Some(1),
+            &first,
+        );
+        assert!(
+            again
+                .iter()
+                .zip(&first)
+                .all(|(a, b)| a.last_transition_time == b.last_transition_time)
+        );
+        assert!(same_conditions(&first, &first));
+        assert!(!same_conditions(&first, &again));
+        let mut reordered = first.clone();
+        reordered.reverse();
+        assert!(same_conditions(&first, &reordered));
     }
 }

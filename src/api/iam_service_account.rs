@@ -89,6 +89,10 @@ pub struct ServiceAccountRef {
 /// What the operator did, or exactly why it could not.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+// An object the operator has not looked at yet reads as observedGeneration 0
+// (the API server fills the default in on every read), behind
+// metadata.generation: kstatus and Flux then see it in progress, not done.
+#[schemars(extend("default" = {"observedGeneration": 0}))]
 pub struct IamServiceAccountStatus {
     /// ARN of the role pods assume.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -74,7 +74,9 @@ pub trait ManagedKind:
 /// `Ready` condition, which `status` writes the same way for every kind.
 pub trait ReadyStatus: Serialize + Clone + Default + PartialEq + Send + Sync {
     fn conditions(&self) -> &[Condition];
-    fn set_ready(&mut self, observed_generation: Option<i64>, ready: Condition);
+    fn observed_generation(&self) -> Option<i64>;
+    /// Replaces the conditions (Ready, and Reconciling or Stalled).
+    fn set_conditions(&mut self, observed_generation: Option<i64>, conditions: Vec<Condition>);
     /// The role the object's status names.
     fn role_name(&self) -> Option<&str>;
     /// What the executor learned that the plan could not know.
@@ -89,13 +91,17 @@ macro_rules! ready_status_fields {
             &self.conditions
         }
 
-        fn set_ready(
+        fn observed_generation(&self) -> Option<i64> {
+            self.observed_generation
+        }
+
+        fn set_conditions(
             &mut self,
             observed_generation: Option<i64>,
-            ready: k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition,
+            conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
         ) {
             self.observed_generation = observed_generation;
-            self.conditions = vec![ready];
+            self.conditions = conditions;
         }
 
         fn role_name(&self) -> Option<&str> {

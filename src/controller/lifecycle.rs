@@ -199,6 +199,11 @@ async fn sync<K: ManagedKind>(obj: &K, ctx: &Context, deleting: bool) -> Result<
                 false => K::plan(&desired, &observed, &defaults),
                 true => K::plan_cleanup(&observed),
             };
+            let generation = obj.meta().generation;
+            let current = obj.current_status();
+            if !deleting && !plan.steps.is_empty() && current.observed_generation() != generation {
+                report(obj, ctx, current, Outcome::reconciling(generation)).await?;
+            }
             execute(obj, ctx, &plan.steps)
                 .await
                 .map(|executed| (plan, executed))

@@ -2,7 +2,6 @@
 //! when something other than timestamps changed, so that a resync in sync
 //! makes no Kubernetes write.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -10,14 +9,16 @@ use serde::de::DeserializeOwned;
 
 use super::kind::{ManagedKind, ReadyStatus};
 use super::{Context, Error, FIELD_MANAGER, events};
-use crate::api::conditions::{READY, find, ready_condition, reason, same_condition};
+use crate::api::conditions::{Progress, READY, conditions_for, find, reason, same_conditions};
 
-/// How a reconcile ended, as the `Ready` condition says it.
+/// How a reconcile ended (or that it started), as the conditions say it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    pub ready: bool,
+    /// `None`: Unknown, while a new generation is being worked on.
+    pub ready: Option<bool>,
     pub reason: &'static str,
     pub message: String,
+    pub progress: Progress,
     /// Not ready, but clearing by itself: a Normal Event, not a Warning.
     pub waiting: bool,
 }
@@ -25,26 +26,46 @@ pub struct Outcome {
 impl Outcome {
     pub fn synced(message: String) -> Self {
         Outcome {
-            ready: true,
+            ready: Some(true),
             reason: reason::SYNCED,
             message,
+            progress: Progress::Done,
             waiting: false,
         }
     }
 
+    /// What retrying fixes (waiting, throttling, a 5xx) keeps the object
+    /// Reconciling; the rest stalls it until someone changes something.
     pub fn failed(error: &Error, message: String) -> Self {
+        let progress = match error.is_waiting() || error.is_transient() {
+            true => Progress::Working,
+            false => Progress::Stalled,
+        };
         Outcome {
-            ready: false,
+            ready: Some(false),
             reason: error.reason(),
             message,
+            progress,
             waiting: error.is_waiting(),
+        }
+    }
+
+    /// Said before the first AWS call of a new generation, so that a GitOps
+    /// tool never reads the last generation's verdict as this one's.
+    pub fn reconciling(generation: Option<i64>) -> Self {
+        Outcome {
+            ready: None,
+            reason: reason::RECONCILING,
+            message: format!("working on generation {}", generation.unwrap_or_default()),
+            progress: Progress::Working,
+            waiting: true,
         }
     }
 }
 
-/// Writes `next` (the kind's own fields) with a `Ready` condition for
+/// Writes `next` (the kind's own fields) with the conditions for
 /// `outcome`, unless that says nothing new. A new failure reason also goes
-/// out as a Warning Event.
+/// out as an Event: Normal when it clears by itself, Warning otherwise.
 pub async fn report<K, S>(
     obj: &K,
     ctx: &Context,
@@ -57,21 +78,22 @@ where
     S: ReadyStatus,
 {
     let generation = obj.meta().generation;
-    let previous = find(current.conditions(), READY);
-    let condition = ready_condition(
+    let conditions = conditions_for(
         outcome.ready,
         outcome.reason,
-        outcome.message.clone(),
+        &outcome.message,
+        outcome.progress,
         generation,
-        previous,
+        current.conditions(),
     );
     let mut unchanged_fields = current.clone();
-    unchanged_fields.set_ready(generation, condition.clone());
-    next.set_ready(generation, condition.clone());
-    if next == unchanged_fields && !ready_changed(current.conditions(), &condition) {
+    unchanged_fields.set_conditions(generation, conditions.clone());
+    next.set_conditions(generation, conditions.clone());
+    if next == unchanged_fields && same_conditions(current.conditions(), &conditions) {
         return Ok(());
     }
-    if !outcome.ready && previous.map(|c| c.reason.as_str()) != Some(outcome.reason) {
+    let previous_reason = find(current.conditions(), READY).map(|c| c.reason.as_str());
+    if outcome.ready == Some(false) && previous_reason != Some(outcome.reason) {
         let object = obj.object_ref(&());
         if outcome.waiting {
             events::changed(ctx, &object, outcome.reason, outcome.message).await;
@@ -82,11 +104,6 @@ where
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     apply_status(&api, &obj.name_any(), &next).await?;
     Ok(())
-}
-
-/// Whether the status about to be written says something new.
-pub fn ready_changed(current: &[Condition], next: &Condition) -> bool {
-    find(current, READY).is_none_or(|c| !same_condition(c, next))
 }
 
 pub async fn apply_status<K, S>(api: &Api<K>, name: &str, status: &S) -> Result<(), kube::Error>
@@ -111,37 +128,40 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::conditions::ready_condition;
+    use crate::policy::desire::InvalidSpec;
+    use crate::policy::refusal::Refusal;
 
     #[test]
-    fn unchanged_condition_needs_no_write() {
-        let current = ready_condition(true, reason::SYNCED, "ok".into(), Some(1), None);
-        let next = ready_condition(true, reason::SYNCED, "ok".into(), Some(1), Some(&current));
-        assert!(!ready_changed(std::slice::from_ref(&current), &next));
-    }
-
-    #[test]
-    fn new_generation_reason_or_message_needs_a_write() {
-        let current = ready_condition(true, reason::SYNCED, "ok".into(), Some(1), None);
-        for next in [
-            ready_condition(true, reason::SYNCED, "ok".into(), Some(2), Some(&current)),
-            ready_condition(
-                false,
-                reason::INVALID_SPEC,
-                "bad".into(),
-                Some(1),
-                Some(&current),
-            ),
-            ready_condition(
-                true,
-                reason::SYNCED,
-                "other".into(),
-                Some(1),
-                Some(&current),
-            ),
-        ] {
-            assert!(ready_changed(std::slice::from_ref(&current), &next));
-        }
-        assert!(ready_changed(&[], &current));
+    fn refusals_stall_and_what_clears_by_itself_keeps_reconciling() {
+        let invalid = Error::Refused(Refusal::InvalidSpec(InvalidSpec(vec!["x".into()])));
+        let stalled = Outcome::failed(&invalid, "x".into());
+        assert_eq!(
+            (stalled.ready, stalled.progress, stalled.waiting),
+            (Some(false), Progress::Stalled, false)
+        );
+        let waiting = Error::Refused(Refusal::ServiceAccountNotFound {
+            service_account: "a".into(),
+            role_arn: "r".into(),
+        });
+        let working = Outcome::failed(&waiting, "w".into());
+        assert_eq!(
+            (working.progress, working.waiting),
+            (Progress::Working, true)
+        );
+        let throttled = Error::Aws(crate::aws::AwsError {
+            operation: "GetRole",
+            kind: crate::aws::error::classify("Throttling"),
+            code: "Throttling".into(),
+            message: String::new(),
+        });
+        let retrying = Outcome::failed(&throttled, "t".into());
+        assert_eq!(
+            (retrying.progress, retrying.waiting),
+            (Progress::Working, false)
+        );
+        let start = Outcome::reconciling(Some(4));
+        assert_eq!((start.ready, start.progress), (None, Progress::Working));
+        assert!(start.message.contains('4'));
+        assert_eq!(Outcome::synced("ok".into()).progress, Progress::Done);
     }
 }

@@ -214,6 +214,9 @@ pub struct Call {
     pub fault: Option<String>,
     /// The IAM role name, or EKS cluster, the call was about.
     pub target: Option<String>,
+    /// When the emulator received it (seconds since the epoch).
+    #[serde(default)]
+    pub time: f64,
 }
 
 impl Emulator {
