@@ -1,5 +1,6 @@
-//! `/healthz` and `/readyz` for the kubelet's probes: a few lines over a TCP
-//! listener rather than a web framework, since that is all they need.
+//! `/healthz` and `/readyz` for the kubelet's probes and `/metrics` for
+//! Prometheus: a few lines over a TCP listener rather than a web framework,
+//! since that is all they need.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,6 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use crate::metrics::Metrics;
+
+const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Ready once every controller runs: AWS identity known and each one's CRD
 /// found, so that a rollout waits for an operator that can do its work.
@@ -30,24 +35,34 @@ impl Readiness {
     }
 }
 
-pub async fn serve(address: SocketAddr, readiness: Readiness) -> std::io::Result<()> {
+pub async fn serve(
+    address: SocketAddr,
+    readiness: Readiness,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<()> {
     let listener = TcpListener::bind(address).await?;
     tracing::info!(%address, "health endpoints listening");
     loop {
         let (mut socket, _) = listener.accept().await?;
         let readiness = readiness.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let mut buffer = [0u8; 1024];
             let Ok(read) = socket.read(&mut buffer).await else {
                 return;
             };
             let request = String::from_utf8_lossy(&buffer[..read]);
-            let (code, body) = respond(
-                request.lines().next().unwrap_or_default(),
-                readiness.is_ready(),
-            );
+            let request_line = request.lines().next().unwrap_or_default();
+            let (code, content_type, body) =
+                match request_line.split_whitespace().nth(1) == Some("/metrics") {
+                    true => ("200 OK", METRICS_CONTENT_TYPE, metrics.render()),
+                    false => {
+                        let (code, body) = respond(request_line, readiness.is_ready());
+                        (code, "text/plain", body.to_string())
+                    }
+                };
             let response = format!(
-                "HTTP/1.1 {code}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {code}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = socket.write_all(response.as_bytes()).await;

@@ -6,4 +6,5 @@ pub mod config;
 pub mod controller;
 pub mod crds;
 pub mod health;
+pub mod metrics;
 pub mod policy;

@@ -15,6 +15,7 @@ use iam_operator::aws::{Eks, Iam, identity};
 use iam_operator::config::{Args, Settings, partition_for_region};
 use iam_operator::controller::{Context, guardrails_file, lifecycle};
 use iam_operator::health::{self, Readiness};
+use iam_operator::metrics::Metrics;
 use iam_operator::policy::guardrails::Guardrails;
 use iam_operator::policy::operator_policy::{self, OperatorPolicyInputs};
 
@@ -93,11 +94,13 @@ fn aws_policy(args: &Args) -> Result<String, String> {
 async fn run(args: Args) -> Result<(), String> {
     args.validate().map_err(|e| format!("configuration: {e}"))?;
     let readiness = Readiness::new(2);
+    let metrics = Metrics::new();
     tokio::spawn({
         let readiness = readiness.clone();
         let address = args.metrics_address;
+        let metrics = metrics.clone();
         async move {
-            if let Err(e) = health::serve(address, readiness).await {
+            if let Err(e) = health::serve(address, readiness, metrics).await {
                 tracing::error!(error = %e, "health endpoints stopped");
             }
         }
@@ -172,10 +175,11 @@ async fn run(args: Args) -> Result<(), String> {
     let guardrails = guardrails_file::start(args.guardrails_file.clone())?;
     let ctx = Arc::new(Context::new(
         client,
-        Iam::new(&aws),
-        Eks::new(&aws),
+        Iam::new(&aws, &metrics),
+        Eks::new(&aws, &metrics),
         settings,
         guardrails,
+        metrics,
     ));
     tokio::join!(
         lifecycle::run(ctx.clone(), isa_api, sa_api.clone(), readiness.clone()),

@@ -59,7 +59,7 @@ fn desired(owner: &Owner, service_account: &str, role_arn: &str) -> DesiredAssoc
 async fn association_is_created_found_replayed_updated_and_removed() {
     let Some(h) = harness() else { return };
     let config = h.aws_config().await;
-    let eks = Eks::new(&config);
+    let eks = Eks::new(&config, &iam_operator::metrics::Metrics::new());
     let cluster = h.cluster_name.as_str();
     let ns = "eks-client-lifecycle";
     let first_role = create_role(&config, "eks-client-lifecycle-first").await;
@@ -222,7 +222,7 @@ async fn association_is_created_found_replayed_updated_and_removed() {
 async fn create_retried_with_a_changed_spec_is_refused_not_duplicated() {
     let Some(h) = harness() else { return };
     let config = h.aws_config().await;
-    let eks = Eks::new(&config);
+    let eks = Eks::new(&config, &iam_operator::metrics::Metrics::new());
     let cluster = h.cluster_name.as_str();
     let ns = "eks-client-retry";
     let first_role = create_role(&config, "eks-client-retry-first").await;
@@ -272,7 +272,7 @@ async fn create_retried_with_a_changed_spec_is_refused_not_duplicated() {
 async fn foreign_association_is_a_conflict_and_removal_leaves_it() {
     let Some(h) = harness() else { return };
     let config = h.aws_config().await;
-    let eks = Eks::new(&config);
+    let eks = Eks::new(&config, &iam_operator::metrics::Metrics::new());
     let cluster = h.cluster_name.as_str();
     let ns = "eks-client-foreign";
     let our_role = create_role(&config, "eks-client-foreign-ours").await;
@@ -373,7 +373,7 @@ async fn foreign_association_is_a_conflict_and_removal_leaves_it() {
 async fn association_to_a_role_iam_does_not_know_is_refused_as_invalid() {
     let Some(h) = harness() else { return };
     let config = h.aws_config().await;
-    let eks = Eks::new(&config);
+    let eks = Eks::new(&config, &iam_operator::metrics::Metrics::new());
     let cluster = h.cluster_name.as_str();
     let owner = owner(cluster, "eks-client-missing-role", "app");
     // What EKS answers right after CreateRole, before IAM has propagated:
@@ -403,7 +403,7 @@ async fn association_to_a_role_iam_does_not_know_is_refused_as_invalid() {
 async fn unknown_cluster_is_not_found() {
     let Some(h) = harness() else { return };
     let config = h.aws_config().await;
-    let eks = Eks::new(&config);
+    let eks = Eks::new(&config, &iam_operator::metrics::Metrics::new());
 
     assert!(
         eks.describe_cluster_exists(&h.cluster_name)
@@ -442,7 +442,7 @@ async fn unknown_cluster_is_not_found() {
 async fn tags_given_at_creation_come_back_exactly() {
     let Some(h) = harness() else { return };
     let config = h.aws_config().await;
-    let eks = Eks::new(&config);
+    let eks = Eks::new(&config, &iam_operator::metrics::Metrics::new());
     let cluster = h.cluster_name.as_str();
     let ns = "eks-client-tags";
     let role = create_role(&config, "eks-client-tags").await;
@@ -469,7 +469,7 @@ async fn tags_given_at_creation_come_back_exactly() {
 async fn an_untagged_association_to_our_role_is_adopted_by_tagging_it() {
     let Some(h) = harness() else { return };
     let config = h.aws_config().await;
-    let eks = Eks::new(&config);
+    let eks = Eks::new(&config, &iam_operator::metrics::Metrics::new());
     let cluster = h.cluster_name.as_str();
     let ns = "eks-client-adopt";
     let owner = owner(cluster, ns, "app");

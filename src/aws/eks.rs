@@ -2,6 +2,9 @@
 //! association actions, and check that the cluster exists. Every call here
 //! is I/O; deciding what to call is `crate::policy::association_plan`'s job.
 
+use std::sync::Arc;
+
+use crate::metrics::Metrics;
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_eks::Client;
@@ -16,9 +19,13 @@ pub struct Eks {
 }
 
 impl Eks {
-    pub fn new(config: &aws_config::SdkConfig) -> Self {
+    /// Every attempt (retries included) is counted and timed in `metrics`.
+    pub fn new(config: &aws_config::SdkConfig, metrics: &Arc<Metrics>) -> Self {
+        let config = aws_sdk_eks::config::Builder::from(config)
+            .interceptor(metrics.aws_interceptor("eks"))
+            .build();
         Eks {
-            client: Client::new(config),
+            client: Client::from_conf(config),
         }
     }
 

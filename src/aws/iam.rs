@@ -1,6 +1,9 @@
 //! IAM: read a role as it is, run planned actions, and look up what the
 //! diagnostics need (OIDC providers, foreign roles' trust policies).
 
+use std::sync::Arc;
+
+use crate::metrics::Metrics;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
@@ -29,9 +32,13 @@ fn unreadable(operation: &'static str, what: &str, err: impl std::fmt::Display) 
 }
 
 impl Iam {
-    pub fn new(config: &aws_config::SdkConfig) -> Self {
+    /// Every attempt (retries included) is counted and timed in `metrics`.
+    pub fn new(config: &aws_config::SdkConfig, metrics: &Arc<Metrics>) -> Self {
+        let config = aws_sdk_iam::config::Builder::from(config)
+            .interceptor(metrics.aws_interceptor("iam"))
+            .build();
         Iam {
-            client: Client::new(config),
+            client: Client::from_conf(config),
         }
     }
 

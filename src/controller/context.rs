@@ -11,6 +11,7 @@ use super::backoff::Backoff;
 use crate::api::{IamServiceAccount, PodIdentityBinding};
 use crate::aws::{Eks, Iam};
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::policy::desire::Defaults;
 use crate::policy::guardrails::Guardrails;
 
@@ -21,6 +22,7 @@ pub struct Context {
     pub settings: Settings,
     /// The platform's guardrails, replaced when their file changes.
     pub guardrails: watch::Receiver<Arc<Guardrails>>,
+    pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub backoff: Backoff,
     /// Every IamServiceAccount, to find which one owns a ServiceAccount;
@@ -39,6 +41,7 @@ impl Context {
         eks: Eks,
         settings: Settings,
         guardrails: watch::Receiver<Arc<Guardrails>>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let reporter = Reporter {
             controller: "iam-operator".into(),
@@ -50,6 +53,7 @@ impl Context {
             iam,
             eks,
             guardrails,
+            metrics,
             settings,
             backoff: Backoff::default(),
             iam_service_accounts: OnceLock::new(),

@@ -117,3 +117,8 @@ pub struct Executed {
     /// The association as EKS answered the last create or update.
     pub association: Option<ObservedAssociation>,
 }
+
+/// `namespace/name`, as metrics count objects.
+pub fn object_key<K: kube::ResourceExt>(obj: &K) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}

@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use super::execute::execute;
 use super::guardrails_file;
-use super::kind::{ManagedKind, ReadyStatus};
+use super::kind::{ManagedKind, ReadyStatus, object_key};
 use super::observe::{namespace_labels, rivals, subject_of};
 use super::status::{self, Outcome};
 use super::{Context, Error, FINALIZER};
@@ -143,6 +143,7 @@ async fn reconcile<K: ManagedKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         return Ok(Action::await_change());
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    let started = std::time::Instant::now();
     let span = tracing::info_span!("reconcile", kind = K::KIND, namespace = %namespace, name = %obj.name_any());
     let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
         match event {
@@ -159,6 +160,8 @@ async fn reconcile<K: ManagedKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
         | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
         other => Error::Finalizer(other.to_string()),
     });
+    let failure = outcome.as_ref().err().map(Error::reason);
+    ctx.metrics.reconciled(K::KIND, started.elapsed(), failure);
     match outcome {
         Ok(action) => {
             ctx.backoff.reset(&backoff_key(obj.as_ref()));
@@ -211,7 +214,10 @@ async fn sync<K: ManagedKind>(obj: &K, ctx: &Context, deleting: bool) -> Result<
         Err(e) => Err(e),
     };
     match result {
-        Ok((_, _)) if deleting => Ok(Action::await_change()),
+        Ok((_, _)) if deleting => {
+            ctx.metrics.forget(K::KIND, object_key(obj));
+            Ok(Action::await_change())
+        }
         Ok((plan, executed)) => {
             let mut status = plan.status;
             status.learn(&executed);

@@ -7,7 +7,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::kind::{ManagedKind, ReadyStatus};
+use super::kind::{ManagedKind, ReadyStatus, object_key};
 use super::{Context, Error, FIELD_MANAGER, events};
 use crate::api::conditions::{Progress, READY, conditions_for, find, reason, same_conditions};
 
@@ -77,6 +77,8 @@ where
     K: ManagedKind,
     S: ReadyStatus,
 {
+    ctx.metrics
+        .ready_state(K::KIND, object_key(obj), outcome.ready);
     let generation = obj.meta().generation;
     let conditions = conditions_for(
         outcome.ready,
