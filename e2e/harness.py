@@ -2,6 +2,8 @@
 """The local control plane and AWS emulator, started by one command.
 
     e2e/harness.py build            build/cache what is missing, then exit
+    e2e/harness.py gitops-tools     build/cache the GitOps health tools
+                                    (e2e/gitops) and print their paths as JSON
     e2e/harness.py up [options]     build what is missing, start etcd,
                                     kube-apiserver and the AWS emulator on free
                                     loopback ports, seed the emulator, write a
@@ -43,6 +45,10 @@ CACHE_DIR = Path(os.environ.get("IAM_OPERATOR_CACHE", REPO_DIR / ".cache"))
 VENV_DIR = CACHE_DIR / "venv"
 VENV_PYTHON = VENV_DIR / "bin" / "python"
 KUBE_BIN_MODULE = E2E_DIR / "kube-bin"
+GITOPS_MODULE = E2E_DIR / "gitops"
+# The GitOps health tools (e2e/gitops/cmd/*) and the key each has in the
+# JSON `gitops-tools` prints.
+GITOPS_TOOLS = {"flux-apply": "fluxApply", "lua-health": "luaHealth"}
 REQUIREMENTS = E2E_DIR / "requirements.txt"
 
 # The release the Go wrapper module pins; kept in one place with go.mod by
@@ -141,6 +147,42 @@ def ensure_kube_binaries() -> Path:
         (staging / name).replace(out / name)
     shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def gitops_bin_dir() -> Path:
+    # Keyed on the module's go.sum and its own sources: an edited program
+    # must not be served from a stale build.
+    sources = sorted(GITOPS_MODULE.rglob("*.go"))
+    digest = file_digest(GITOPS_MODULE / "go.mod", GITOPS_MODULE / "go.sum", *sources)
+    return CACHE_DIR / "gitops-bin" / digest
+
+
+def ensure_gitops_tools() -> dict[str, str]:
+    """Flux's apply-and-wait library and Argo CD's Lua interpreter, built
+    into two small programs the GitOps health test drives."""
+    out = gitops_bin_dir()
+    paths = {key: str(out / name) for name, key in GITOPS_TOOLS.items()}
+    if all((out / name).exists() for name in GITOPS_TOOLS):
+        return paths
+    if shutil.which("go") is None:
+        raise SystemExit("the Go toolchain is needed to build the GitOps health tools (e2e/gitops)")
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    log("building e2e/gitops (flux-apply, lua-health) from Go modules; a cold build takes minutes")
+    started = time.monotonic()
+    subprocess.run(
+        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", f"{staging}/", "./cmd/..."],
+        cwd=GITOPS_MODULE,
+        env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
+        check=True,
+    )
+    log(f"built e2e/gitops in {time.monotonic() - started:.0f}s")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in GITOPS_TOOLS:
+        (staging / name).replace(out / name)
+    shutil.rmtree(staging, ignore_errors=True)
+    return paths
 
 
 def reexec_in_venv() -> None:
@@ -592,6 +634,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build and cache the binaries and the virtualenv")
+    sub.add_parser("gitops-tools", help="build or reuse the GitOps health tools; print their paths as JSON")
     up = sub.add_parser("up", help="start the control plane and the emulator")
     up.add_argument("--dir", help="run directory (default: a new temporary one, removed on exit)")
     up.add_argument("--keep-dir", action="store_true", help="keep the run directory (logs, etcd data) on exit")
@@ -607,6 +650,10 @@ def main() -> int:
     reexec_in_venv()
     if args.command == "build":
         print(ensure_kube_binaries())
+        ensure_gitops_tools()
+        return 0
+    if args.command == "gitops-tools":
+        print(json.dumps(ensure_gitops_tools()))
         return 0
     return cmd_up(args)
 
