@@ -65,6 +65,52 @@ pub struct Args {
     )]
     pub metrics_address: std::net::SocketAddr,
 
+    /// Run the controllers only while holding a Lease, so that of several
+    /// replicas exactly one reconciles and the others stand by. `false`
+    /// for a single process that must not touch Leases.
+    #[arg(
+        long,
+        env = "IAM_OPERATOR_LEADER_ELECTION",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub leader_election: bool,
+
+    /// Namespace of the Lease. Default: the `POD_NAMESPACE` environment
+    /// variable (the pod's own, from the downward API), else `default`.
+    #[arg(long, env = "IAM_OPERATOR_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
+    /// Name of the Lease; replicas of one deployment share it.
+    #[arg(
+        long,
+        env = "IAM_OPERATOR_LEADER_ELECTION_LEASE_NAME",
+        default_value = "iam-operator"
+    )]
+    pub leader_election_lease_name: String,
+
+    /// Seconds a lease stays valid after its holder's last renewal: how long
+    /// a standby waits after the leader dies without releasing it.
+    #[arg(
+        long,
+        env = "IAM_OPERATOR_LEADER_ELECTION_LEASE_DURATION_SECONDS",
+        default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(2..=3600)
+    )]
+    pub leader_election_lease_duration_seconds: u64,
+
+    /// Seconds before expiry at which the leader renews its lease; also the
+    /// clock skew between nodes tolerated. Must be below the duration.
+    #[arg(
+        long,
+        env = "IAM_OPERATOR_LEADER_ELECTION_RENEW_GRACE_SECONDS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(1..=3599)
+    )]
+    pub leader_election_renew_grace_seconds: u64,
+
     /// Print the operator's own least-privilege AWS policy for these flags
     /// (cluster, --aws-account-id, AWS_REGION, role path and prefix,
     /// boundary) and exit, without contacting AWS or Kubernetes.

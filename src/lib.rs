@@ -6,5 +6,6 @@ pub mod config;
 pub mod controller;
 pub mod crds;
 pub mod health;
+pub mod leader;
 pub mod metrics;
 pub mod policy;

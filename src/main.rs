@@ -181,10 +181,38 @@ async fn run(args: Args) -> Result<(), String> {
         guardrails,
         metrics,
     ));
-    tokio::join!(
-        lifecycle::run(ctx.clone(), isa_api, sa_api.clone(), readiness.clone()),
-        lifecycle::run(ctx, pib_api, sa_api, readiness),
-    );
+    // Standbys stop here: everything above only reads, and doing it before
+    // the election means a misconfigured replica fails at its start, not at
+    // a takeover.
+    use iam_operator::leader;
+    let lease =
+        leader::LeaseSettings::from_args(&args, |name| std::env::var(name).ok(), leader::hostname)?;
+    let mut leadership = match lease {
+        Some(lease) => Some(leader::acquire(ctx.client.clone(), lease, &readiness).await?),
+        None => None,
+    };
+    let controllers = async {
+        tokio::join!(
+            lifecycle::run(ctx.clone(), isa_api, sa_api.clone(), readiness.clone()),
+            lifecycle::run(ctx.clone(), pib_api, sa_api, readiness),
+        )
+    };
+    let lost = async {
+        match leadership.as_mut() {
+            Some(leadership) => leadership.lost().await,
+            None => std::future::pending().await,
+        }
+    };
+    // Losing the lease drops the controllers mid-flight and ends the
+    // process: another replica may already be writing, and a restart comes
+    // back as a standby.
+    tokio::select! {
+        _ = controllers => {}
+        reason = lost => return Err(format!("{reason}; stopping at once")),
+    }
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -68,6 +68,30 @@ pub fn start(h: &Harness, extra_args: &[&str]) -> Child {
 /// An operator for `h`'s apiserver and region whose AWS is the emulator at
 /// `emulator_url` (another harness's, so that two clusters share one account).
 pub fn start_against(h: &Harness, emulator_url: &str, extra_args: &[&str]) -> Child {
+    launch(h, emulator_url, None, extra_args).child
+}
+
+/// An operator started with what tells its acts from another's.
+pub struct Launched {
+    pub child: Child,
+    /// Its `POD_NAME`: its lease identity and its Events' reporting instance.
+    pub pod_name: String,
+    /// Its own AWS access key, as the emulator's call log shows it.
+    pub access_key: String,
+    pub log: std::path::PathBuf,
+}
+
+/// An operator whose `POD_NAME` is `pod_name`, on `h`'s emulator.
+pub fn start_as(h: &Harness, pod_name: &str, extra_args: &[&str]) -> Launched {
+    launch(h, &h.emulator_url, Some(pod_name), extra_args)
+}
+
+fn launch(
+    h: &Harness,
+    emulator_url: &str,
+    pod_name: Option<&str>,
+    extra_args: &[&str],
+) -> Launched {
     static STARTED: AtomicUsize = AtomicUsize::new(0);
     let launch = STARTED.fetch_add(1, Ordering::Relaxed);
     let log_path = h.dir.join("logs").join(format!("operator-{launch}.log"));
@@ -88,18 +112,40 @@ pub fn start_against(h: &Harness, emulator_url: &str, extra_args: &[&str]) -> Ch
     if !extra_args.contains(&"--guardrails-file") {
         command.arg("--guardrails-file").arg(test_guardrails());
     }
+    // Leader election stays on, as in a cluster, but each launch is a
+    // deployment of its own unless the test names a lease: a test that
+    // kills an operator and starts another never waits for the dead one's
+    // lease to expire.
+    if !extra_args.contains(&"--leader-election-lease-name") {
+        command.args([
+            "--leader-election-lease-name",
+            &format!("iam-operator-test-{launch}"),
+        ]);
+    }
+    // Never the test runner's own (a CI job in a pod has both): the
+    // harness has none of its namespaces, and leases are per launch.
+    command.env_remove("POD_NAMESPACE").env_remove("POD_NAME");
+    if let Some(pod_name) = pod_name {
+        command.env("POD_NAME", pod_name);
+    }
+    let access_key = record_launch(h, launch, extra_args);
     command
         .args(extra_args)
         .env("KUBECONFIG", &h.operator_kubeconfig)
         .env("AWS_ENDPOINT_URL", emulator_url)
-        .env("AWS_ACCESS_KEY_ID", record_launch(h, launch, extra_args))
+        .env("AWS_ACCESS_KEY_ID", &access_key)
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", &h.region)
         .env("RUST_LOG", "info,iam_operator=debug,kube=warn")
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log handle"))
         .stderr(log);
-    spawn_from_long_lived_thread(command)
+    Launched {
+        child: spawn_from_long_lived_thread(command),
+        pod_name: pod_name.unwrap_or_default().to_string(),
+        access_key,
+        log: log_path,
+    }
 }
 
 /// The guardrails tests run under unless they bring their own: the
