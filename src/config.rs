@@ -49,6 +49,19 @@ pub struct Args {
     #[arg(long, env = "IAM_OPERATOR_GUARDRAILS_FILE")]
     pub guardrails_file: Option<std::path::PathBuf>,
 
+    /// Reconciles run at once, across both kinds: bounds the AWS calls in
+    /// flight after a restart or a large sync.
+    #[arg(
+        long,
+        env = "IAM_OPERATOR_MAX_CONCURRENT_RECONCILES",
+        default_value_t = 8
+    )]
+    pub max_concurrent_reconciles: u16,
+
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, env = "IAM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Seconds between resyncs of an object that is in sync.
     #[arg(long, env = "IAM_OPERATOR_RESYNC_SECONDS", default_value_t = 600)]
     pub resync_seconds: u64,
@@ -118,6 +131,12 @@ pub struct Args {
     pub print_aws_policy: bool,
 }
 
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// What reconciles need from the configuration, with the AWS-discovered parts
 /// filled in.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +152,7 @@ pub struct Settings {
     pub forced_role_path: Option<String>,
     pub forced_permissions_boundary: Option<String>,
     pub resync: Duration,
+    pub max_concurrent_reconciles: u16,
     /// Empty: every namespace.
     pub watch_namespaces: Vec<String>,
 }
@@ -243,6 +263,7 @@ mod tests {
             forced_role_path: None,
             forced_permissions_boundary: None,
             resync: Duration::from_secs(1),
+            max_concurrent_reconciles: 8,
             watch_namespaces: Vec::new(),
         };
         assert!(settings.watches("any"));

@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 use iam_operator::api::{IamServiceAccount, PodIdentityBinding};
 use iam_operator::aws::{Eks, Iam, identity};
-use iam_operator::config::{Args, Settings, partition_for_region};
+use iam_operator::config::{Args, LogFormat, Settings, partition_for_region};
 use iam_operator::controller::{Context, guardrails_file, lifecycle};
 use iam_operator::health::{self, Readiness};
 use iam_operator::metrics::Metrics;
@@ -21,12 +21,16 @@ use iam_operator::policy::operator_policy::{self, OperatorPolicyInputs};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn")),
-        )
-        .init();
     let args = Args::parse();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+    match args.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
     if args.print_aws_policy {
         // Before anything starts: printing must not need AWS or a cluster.
         return match aws_policy(&args) {
@@ -106,7 +110,11 @@ async fn run(args: Args) -> Result<(), String> {
         }
     });
 
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_retry())
+        .timeout_config(aws_timeouts())
+        .load()
+        .await;
     let region = aws
         .region()
         .map(|r| r.to_string())
@@ -152,6 +160,7 @@ async fn run(args: Args) -> Result<(), String> {
         forced_role_path: args.role_path.clone(),
         forced_permissions_boundary: args.permissions_boundary.clone(),
         resync: Duration::from_secs(args.resync_seconds),
+        max_concurrent_reconciles: args.max_concurrent_reconciles,
         watch_namespaces: args.watch_namespaces.clone(),
     };
     tracing::info!(cluster = %settings.cluster_name, %region, account = %settings.account_id, issuer = ?settings.issuer, "starting");
@@ -215,4 +224,21 @@ async fn run(args: Args) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Adaptive retry: the SDK also slows its own request rate once AWS
+/// throttles, so many objects reconciled at once back off together instead
+/// of each retrying on its own schedule.
+fn aws_retry() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::adaptive().with_max_attempts(5)
+}
+
+/// Bounded waits: one stuck connection must not hold a reconcile (and its
+/// slot) for the SDK's default of no operation timeout.
+fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(30))
+        .build()
 }

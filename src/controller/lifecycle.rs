@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::ListParams;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
@@ -54,6 +54,9 @@ pub async fn run<K: ManagedKind>(
     let rivals = store.clone();
     let guardrail_changes = guardrails_file::changes(ctx.guardrails.clone());
     Controller::for_stream(changes, store.clone())
+        .with_config(
+            controller::Config::default().concurrency(ctx.settings.max_concurrent_reconciles),
+        )
         // New guardrails may refuse what was allowed, or allow what was
         // refused: every object is judged again.
         .reconcile_all_on(guardrail_changes)
@@ -230,7 +233,10 @@ async fn sync<K: ManagedKind>(obj: &K, ctx: &Context, deleting: bool) -> Result<
             };
             report(obj, ctx, status, outcome).await?;
             match plan.verdict {
-                Ok(_) => Ok(Action::requeue(ctx.settings.resync)),
+                Ok(_) => Ok(Action::requeue(with_jitter(
+                    ctx.settings.resync,
+                    &obj.uid().unwrap_or_default(),
+                ))),
                 Err(refusal) => Err(refusal.into()),
             }
         }
@@ -261,4 +267,38 @@ fn error_policy<K: ManagedKind>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -
     let delay = ctx.backoff.next_delay(&backoff_key(obj.as_ref()));
     tracing::warn!(error = %error, label = error.metric_label(), retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
+}
+
+/// The resync period stretched by up to a tenth, by a fraction fixed per
+/// object: objects created together (a Git sync, a restart) spread their
+/// drift reads over the period instead of all coming due at once.
+fn with_jitter(period: std::time::Duration, uid: &str) -> std::time::Duration {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    uid.hash(&mut hasher);
+    let fraction = (hasher.finish() % 1000) as f64 / 10_000.0;
+    period + period.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::with_jitter;
+
+    #[test]
+    fn resyncs_spread_over_a_tenth_of_the_period_fixed_per_object() {
+        let period = Duration::from_secs(600);
+        let spread: Vec<Duration> = (0..200)
+            .map(|i| with_jitter(period, &format!("uid-{i}")))
+            .collect();
+        assert!(
+            spread
+                .iter()
+                .all(|d| *d >= period && *d < period + period / 10)
+        );
+        let distinct: std::collections::BTreeSet<_> = spread.iter().collect();
+        assert!(distinct.len() > 150, "{} distinct delays", distinct.len());
+        assert_eq!(with_jitter(period, "same"), with_jitter(period, "same"));
+    }
 }
