@@ -4,6 +4,8 @@
     e2e/harness.py build            build/cache what is missing, then exit
     e2e/harness.py gitops-tools     build/cache the GitOps health tools
                                     (e2e/gitops) and print their paths as JSON
+    e2e/harness.py chart-tools      build/cache helm and kustomize (e2e/helm)
+                                    and print their paths as JSON
     e2e/harness.py up [options]     build what is missing, start etcd,
                                     kube-apiserver and the AWS emulator on free
                                     loopback ports, seed the emulator, write a
@@ -49,6 +51,13 @@ GITOPS_MODULE = E2E_DIR / "gitops"
 # The GitOps health tools (e2e/gitops/cmd/*) and the key each has in the
 # JSON `gitops-tools` prints.
 GITOPS_TOOLS = {"flux-apply": "fluxApply", "lua-health": "luaHealth"}
+HELM_MODULE = E2E_DIR / "helm"
+# helm and kustomize, built from the upstream main packages e2e/helm pins,
+# and the key each has in the JSON `chart-tools` prints.
+CHART_TOOLS = {
+    "helm": ("helm.sh/helm/v4/cmd/helm", "helm"),
+    "kustomize": ("sigs.k8s.io/kustomize/kustomize/v5", "kustomize"),
+}
 REQUIREMENTS = E2E_DIR / "requirements.txt"
 
 # The release the Go wrapper module pins; kept in one place with go.mod by
@@ -180,6 +189,55 @@ def ensure_gitops_tools() -> dict[str, str]:
     log(f"built e2e/gitops in {time.monotonic() - started:.0f}s")
     out.mkdir(parents=True, exist_ok=True)
     for name in GITOPS_TOOLS:
+        (staging / name).replace(out / name)
+    shutil.rmtree(staging, ignore_errors=True)
+    return paths
+
+
+def module_version(module: Path, path: str) -> str:
+    for line in (module / "go.mod").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == path:
+            return parts[1]
+    raise SystemExit(f"{module}/go.mod does not require {path}")
+
+
+def chart_tools_dir() -> Path:
+    # Keyed on the pinned versions only: the module has no sources of its own.
+    digest = file_digest(HELM_MODULE / "go.mod", HELM_MODULE / "go.sum")
+    return CACHE_DIR / "chart-tools" / digest
+
+
+def ensure_chart_tools() -> dict[str, str]:
+    """helm (v4) and kustomize, to lint, render and compare the chart and the
+    kustomize base (tests/chart.rs)."""
+    out = chart_tools_dir()
+    paths = {key: str(out / name) for name, (_, key) in CHART_TOOLS.items()}
+    missing = [name for name in CHART_TOOLS if not (out / name).exists()]
+    if not missing:
+        return paths
+    if shutil.which("go") is None:
+        raise SystemExit("the Go toolchain is needed to build helm and kustomize (e2e/helm)")
+    staging = out.with_name(out.name + ".partial")
+    staging.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"}
+    # helm's release scripts stamp its full version; without it `helm
+    # version` says only v4.3.
+    helm_version = module_version(HELM_MODULE, "helm.sh/helm/v4")
+    ldflags = {"helm": f"-s -w -X helm.sh/helm/v4/internal/version.version={helm_version}", "kustomize": "-s -w"}
+    for name in missing:
+        package = CHART_TOOLS[name][0]
+        log(f"building {name} ({package}) from Go modules; a cold build takes minutes")
+        started = time.monotonic()
+        subprocess.run(
+            ["go", "build", "-trimpath", "-ldflags", ldflags[name], "-o", str(staging / name), package],
+            cwd=HELM_MODULE,
+            env=env,
+            check=True,
+        )
+        log(f"built {name} in {time.monotonic() - started:.0f}s")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in missing:
         (staging / name).replace(out / name)
     shutil.rmtree(staging, ignore_errors=True)
     return paths
@@ -635,6 +693,7 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build and cache the binaries and the virtualenv")
     sub.add_parser("gitops-tools", help="build or reuse the GitOps health tools; print their paths as JSON")
+    sub.add_parser("chart-tools", help="build or reuse helm and kustomize; print their paths as JSON")
     up = sub.add_parser("up", help="start the control plane and the emulator")
     up.add_argument("--dir", help="run directory (default: a new temporary one, removed on exit)")
     up.add_argument("--keep-dir", action="store_true", help="keep the run directory (logs, etcd data) on exit")
@@ -651,9 +710,13 @@ def main() -> int:
     if args.command == "build":
         print(ensure_kube_binaries())
         ensure_gitops_tools()
+        ensure_chart_tools()
         return 0
     if args.command == "gitops-tools":
         print(json.dumps(ensure_gitops_tools()))
+        return 0
+    if args.command == "chart-tools":
+        print(json.dumps(ensure_chart_tools()))
         return 0
     return cmd_up(args)
 
