@@ -393,6 +393,44 @@ fn chart_lints_renders_applies_and_matches_kustomize_and_rbac() {
     iam_operator::policy::guardrails::Guardrails::parse(rendered_guardrails)
         .expect("the rendered guardrails parse as the operator reads them");
     let _ = std::fs::remove_file(values_file);
+
+    // The operator itself takes the Deployment's environment: every flag's
+    // twin parses and validates (--print-aws-policy parses them all, reads
+    // the guardrails, and exits without calling AWS or Kubernetes).
+    let deployment = applicable
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment");
+    let guardrails_file = std::env::temp_dir().join(format!("{release}-guardrails.yaml"));
+    std::fs::write(&guardrails_file, rendered_guardrails).expect("guardrails file");
+    let mut operator = Command::new(env!("CARGO_BIN_EXE_iam-operator"));
+    operator.env_clear().arg("--print-aws-policy");
+    for var in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env")
+    {
+        let name = var["name"].as_str().expect("env name");
+        let Some(value) = var["value"].as_str() else {
+            continue; // downward API: only the kubelet fills these
+        };
+        let value = match name {
+            "IAM_OPERATOR_GUARDRAILS_FILE" => guardrails_file.to_str().expect("UTF-8").into(),
+            _ => value.replace("$(POD_IP)", "10.0.0.7"),
+        };
+        operator.env(name, value);
+    }
+    let out = operator.output().expect("run iam-operator");
+    assert!(
+        out.status.success(),
+        "iam-operator refused the chart's environment: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policy: Value = serde_json::from_slice(&out.stdout).expect("the policy is JSON");
+    assert!(
+        policy.to_string().contains("role/apps/apps-"),
+        "the chart's rolePath and roleNamePrefix reach the operator: {policy}"
+    );
+    let _ = std::fs::remove_file(guardrails_file);
 }
 
 #[test]
