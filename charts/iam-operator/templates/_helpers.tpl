@@ -46,7 +46,7 @@ suffice. */}}
 {{- /* The rules on the operator's objects, ServiceAccounts and Events; the
 same as config/rbac.yaml. Bound cluster-wide, or in the one watched
 namespace. */}}
-{{- define "iam-operator.workRules" }}
+{{- define "iam-operator.workRules" -}}
 # The operator's own kinds: watched, and patched for finalizers.
 - apiGroups: [iam-operator.io]
   resources: [iamserviceaccounts, podidentitybindings]
