@@ -1,9 +1,11 @@
--- Argo CD health for iam-operator.io PodIdentityBinding objects.
+-- Argo CD health for iam-operator.io objects: IamServiceAccount and
+-- PodIdentityBinding report alike, so one script serves both.
 --
 -- iam-operator writes kstatus conditions: Ready (True when AWS and the
--- Pod Identity association match the spec), Reconciling (True while it works on a
--- generation or waits on something that settles by itself) and Stalled
--- (True when only a change of the spec or of AWS can help). Their absence
+-- ServiceAccount or the Pod Identity association match the spec),
+-- Reconciling (True while it works on a generation or waits on something
+-- that settles by itself) and Stalled (True when only a change of the spec
+-- or of AWS can help). Their absence
 -- alone says nothing, so an object the operator has not reported on yet is
 -- Progressing, never Healthy.
 local function find(conditions, kind)
