@@ -117,13 +117,37 @@ def kube_bin_dir() -> Path:
     return CACHE_DIR / "kube-bin" / f"{kube_release()}-{digest}"
 
 
+def go_build(module: Path, out: Path, targets: dict[str, tuple[str, str]], needs: str) -> None:
+    """Builds each missing `name: (package, ldflags)` of `module` into `out`,
+    through a staging directory so that an interrupted build never leaves a
+    half-written binary where the cache is looked up."""
+    missing = [name for name in targets if not (out / name).exists()]
+    if not missing:
+        return
+    if shutil.which("go") is None:
+        raise SystemExit(f"the Go toolchain is needed to build {needs}")
+    staging = out.with_name(out.name + ".partial")
+    staging.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"}
+    for name in missing:
+        package, ldflags = targets[name]
+        log(f"building {name} ({package}) from Go modules; cold builds take minutes")
+        started = time.monotonic()
+        subprocess.run(
+            ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(staging / name), package],
+            cwd=module,
+            env=env,
+            check=True,
+        )
+        log(f"built {name} in {time.monotonic() - started:.0f}s")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in missing:
+        (staging / name).replace(out / name)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
 def ensure_kube_binaries() -> Path:
     out = kube_bin_dir()
-    missing = [name for name in KUBE_PACKAGES if not (out / name).exists()]
-    if not missing:
-        return out
-    if shutil.which("go") is None:
-        raise SystemExit("the Go toolchain is needed to build kube-apiserver, etcd and kubectl")
     release = kube_release()
     major, minor = release.lstrip("v").split(".")[:2]
     # Without these the binaries report v0.0.0-master and feature gates fall
@@ -138,23 +162,8 @@ def ensure_kube_binaries() -> Path:
             f"-X {version_pkg}.gitTreeState=clean",
         ]
     )
-    staging = out.with_name(out.name + ".partial")
-    staging.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"}
-    for name in missing:
-        log(f"building {name} ({KUBE_PACKAGES[name]}) from Go modules; cold builds take minutes")
-        started = time.monotonic()
-        subprocess.run(
-            ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(staging / name), KUBE_PACKAGES[name]],
-            cwd=KUBE_BIN_MODULE,
-            env=env,
-            check=True,
-        )
-        log(f"built {name} in {time.monotonic() - started:.0f}s")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in missing:
-        (staging / name).replace(out / name)
-    shutil.rmtree(staging, ignore_errors=True)
+    targets = {name: (package, ldflags) for name, package in KUBE_PACKAGES.items()}
+    go_build(KUBE_BIN_MODULE, out, targets, "kube-apiserver, etcd and kubectl")
     return out
 
 
@@ -170,28 +179,9 @@ def ensure_gitops_tools() -> dict[str, str]:
     """Flux's apply-and-wait library and Argo CD's Lua interpreter, built
     into two small programs the GitOps health test drives."""
     out = gitops_bin_dir()
-    paths = {key: str(out / name) for name, key in GITOPS_TOOLS.items()}
-    if all((out / name).exists() for name in GITOPS_TOOLS):
-        return paths
-    if shutil.which("go") is None:
-        raise SystemExit("the Go toolchain is needed to build the GitOps health tools (e2e/gitops)")
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    log("building e2e/gitops (flux-apply, lua-health) from Go modules; a cold build takes minutes")
-    started = time.monotonic()
-    subprocess.run(
-        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", f"{staging}/", "./cmd/..."],
-        cwd=GITOPS_MODULE,
-        env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"},
-        check=True,
-    )
-    log(f"built e2e/gitops in {time.monotonic() - started:.0f}s")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in GITOPS_TOOLS:
-        (staging / name).replace(out / name)
-    shutil.rmtree(staging, ignore_errors=True)
-    return paths
+    targets = {name: (f"./cmd/{name}", "-s -w") for name in GITOPS_TOOLS}
+    go_build(GITOPS_MODULE, out, targets, "the GitOps health tools (e2e/gitops)")
+    return {key: str(out / name) for name, key in GITOPS_TOOLS.items()}
 
 
 def module_version(module: Path, path: str) -> str:
@@ -212,35 +202,13 @@ def ensure_chart_tools() -> dict[str, str]:
     """helm (v4) and kustomize, to lint, render and compare the chart and the
     kustomize base (tests/chart.rs)."""
     out = chart_tools_dir()
-    paths = {key: str(out / name) for name, (_, key) in CHART_TOOLS.items()}
-    missing = [name for name in CHART_TOOLS if not (out / name).exists()]
-    if not missing:
-        return paths
-    if shutil.which("go") is None:
-        raise SystemExit("the Go toolchain is needed to build helm and kustomize (e2e/helm)")
-    staging = out.with_name(out.name + ".partial")
-    staging.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"}
     # helm's release scripts stamp its full version; without it `helm
     # version` says only v4.3.
     helm_version = module_version(HELM_MODULE, "helm.sh/helm/v4")
     ldflags = {"helm": f"-s -w -X helm.sh/helm/v4/internal/version.version={helm_version}", "kustomize": "-s -w"}
-    for name in missing:
-        package = CHART_TOOLS[name][0]
-        log(f"building {name} ({package}) from Go modules; a cold build takes minutes")
-        started = time.monotonic()
-        subprocess.run(
-            ["go", "build", "-trimpath", "-ldflags", ldflags[name], "-o", str(staging / name), package],
-            cwd=HELM_MODULE,
-            env=env,
-            check=True,
-        )
-        log(f"built {name} in {time.monotonic() - started:.0f}s")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in missing:
-        (staging / name).replace(out / name)
-    shutil.rmtree(staging, ignore_errors=True)
-    return paths
+    targets = {name: (package, ldflags[name]) for name, (package, _) in CHART_TOOLS.items()}
+    go_build(HELM_MODULE, out, targets, "helm and kustomize (e2e/helm)")
+    return {key: str(out / name) for name, (_, key) in CHART_TOOLS.items()}
 
 
 def reexec_in_venv() -> None:
