@@ -187,7 +187,7 @@ def main() -> int:
             input=stdin, capture_output=True, text=True, check=True,
         ).stdout
 
-    kubectl("apply", "--server-side", "-f", str(REPO / "crds"), "-f", str(REPO / "config/rbac.yaml"))
+    kubectl("apply", "--server-side", "-f", str(REPO / "crds"), "-f", str(REPO / "e2e/rbac.yaml"))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
     env = {
         **os.environ,

@@ -3,7 +3,7 @@
 //! `helm lint` passes, every rendering is accepted by the harness's real API
 //! server (applied, not only dry-run; the Deployment never runs, there is no
 //! kubelet), the kustomize base equals the chart's default rendering, and the
-//! chart's RBAC grants exactly the rules of config/rbac.yaml.
+//! chart's RBAC grants exactly the rules of e2e/rbac.yaml.
 
 mod support;
 
@@ -266,16 +266,16 @@ fn chart_lints_renders_applies_and_matches_kustomize_and_rbac() {
         }
     }
 
-    // The chart's RBAC, Role and ClusterRole together, is config/rbac.yaml's
+    // The chart's RBAC, Role and ClusterRole together, is e2e/rbac.yaml's
     // ClusterRole: nothing missing, nothing more.
     let reference = documents(
-        &std::fs::read_to_string(repo_dir().join("config/rbac.yaml")).expect("config/rbac.yaml"),
+        &std::fs::read_to_string(repo_dir().join("e2e/rbac.yaml")).expect("e2e/rbac.yaml"),
     );
     let wanted = grants(
         &reference
             .iter()
             .find(|d| d["kind"] == "ClusterRole")
-            .expect("ClusterRole in config/rbac.yaml")["rules"],
+            .expect("ClusterRole in e2e/rbac.yaml")["rules"],
     );
     let rendered: BTreeSet<_> = default
         .iter()
@@ -284,7 +284,7 @@ fn chart_lints_renders_applies_and_matches_kustomize_and_rbac() {
         .collect();
     assert_eq!(
         rendered, wanted,
-        "the chart's RBAC differs from config/rbac.yaml"
+        "the chart's RBAC differs from e2e/rbac.yaml"
     );
     for binding in default
         .iter()

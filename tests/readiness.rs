@@ -20,7 +20,7 @@ fn probe(port: u16, path: &str) -> Option<u16> {
 #[test]
 fn not_ready_until_the_crds_exist() {
     let Some(h) = harness() else { return };
-    let rbac = repo_dir().join("config/rbac.yaml");
+    let rbac = repo_dir().join("e2e/rbac.yaml");
     h.kubectl(&[
         "apply",
         "--server-side",

@@ -1,5 +1,5 @@
-//! The operator binary, run against the harness as the unprivileged user the
-//! chart's RBAC (config/rbac.yaml) is bound to.
+//! The operator binary, run against the harness as the unprivileged user
+//! e2e/rbac.yaml binds the chart's rules to.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,7 +39,7 @@ fn spawn_from_long_lived_thread(command: Command) -> Child {
 
 pub fn install(h: &Harness) {
     let crds = repo_dir().join("crds");
-    let rbac = repo_dir().join("config/rbac.yaml");
+    let rbac = repo_dir().join("e2e/rbac.yaml");
     h.kubectl(&[
         "apply",
         "--server-side",

@@ -44,7 +44,7 @@ suffice. */}}
 {{- end -}}
 
 {{- /* The rules on the operator's objects, ServiceAccounts and Events; the
-same as config/rbac.yaml. Bound cluster-wide, or in the one watched
+same as e2e/rbac.yaml. Bound cluster-wide, or in the one watched
 namespace. */}}
 {{- define "iam-operator.workRules" -}}
 # The operator's own kinds: watched, and patched for finalizers.
