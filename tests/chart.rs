@@ -23,17 +23,7 @@ struct Tools {
 fn tools() -> &'static Tools {
     static TOOLS: OnceLock<Tools> = OnceLock::new();
     TOOLS.get_or_init(|| {
-        let out = Command::new("python3")
-            .arg(repo_dir().join("e2e/harness.py"))
-            .arg("chart-tools")
-            .output()
-            .expect("run e2e/harness.py chart-tools");
-        assert!(
-            out.status.success(),
-            "e2e/harness.py chart-tools: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let paths: Value = serde_json::from_slice(&out.stdout).expect("chart-tools prints JSON");
+        let paths = support::harness_tools("chart-tools");
         let path = |key: &str| PathBuf::from(paths[key].as_str().expect("tool path"));
         Tools {
             helm: path("helm"),

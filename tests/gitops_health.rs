@@ -483,17 +483,8 @@ struct Tools {
 
 impl Tools {
     fn build() -> Tools {
-        let out = Command::new("python3")
-            .arg(repo_dir().join("e2e/harness.py"))
-            .arg("gitops-tools")
-            .output()
-            .expect("run e2e/harness.py gitops-tools");
-        assert!(
-            out.status.success(),
-            "e2e/harness.py gitops-tools: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("gitops-tools prints JSON")
+        serde_json::from_value(support::harness_tools("gitops-tools"))
+            .expect("gitops-tools names both tools")
     }
 
     fn flux_apply(&self, h: &Harness, args: &[&str]) -> Vec<FluxLine> {

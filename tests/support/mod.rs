@@ -54,6 +54,23 @@ pub fn generated_role_name(h: &Harness, namespace: &str, name: &str) -> String {
     )
 }
 
+/// Tools the harness builds and caches: `e2e/harness.py <command>` prints
+/// their paths as JSON.
+pub fn harness_tools(command: &str) -> Value {
+    let out = Command::new("python3")
+        .arg(repo_dir().join("e2e/harness.py"))
+        .arg(command)
+        .output()
+        .unwrap_or_else(|e| panic!("run e2e/harness.py {command}: {e}"));
+    assert!(
+        out.status.success(),
+        "e2e/harness.py {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("e2e/harness.py {command} prints JSON: {e}"))
+}
+
 /// An IamServiceAccount manifest: `spec_lines` indented under `spec:`.
 pub fn isa_manifest(name: &str, spec_lines: &str) -> String {
     format!(
