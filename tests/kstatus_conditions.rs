@@ -101,6 +101,14 @@ async fn conditions_follow_kstatus_for_every_state() {
     let api: Api<IamServiceAccount> = Api::namespaced(client, &watched);
     let config = watcher::Config::default().fields("metadata.name=good");
     let mut stream = watcher::watcher(api, config).boxed();
+    // The watch must be established before the change: a stream is lazy,
+    // and one started after the operator's writes would list only the end.
+    loop {
+        match stream.next().await.expect("watch open").expect("watch") {
+            watcher::Event::InitDone => break,
+            _ => continue,
+        }
+    }
     let audit_mark = h.audit_mark();
     let emulator_mark = h.emulator().mark();
     h.apply(
