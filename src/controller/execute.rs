@@ -59,7 +59,7 @@ pub async fn execute<K: ManagedKind>(
                     .await?;
             }
             Step::Role { .. } | Step::Association { .. } => {
-                let cluster = &ctx.defaults().cluster_name;
+                let cluster = &ctx.settings.cluster_name;
                 if let Some(after) =
                     aws_step(&ctx.iam, &ctx.eks, cluster, step, &mut created_now).await?
                 {

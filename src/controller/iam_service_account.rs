@@ -47,6 +47,7 @@ impl ManagedKind for IamServiceAccount {
     async fn observe(
         &self,
         ctx: &Context,
+        defaults: &Defaults,
         subject: Subject,
         desired: Option<&DesiredIrsa>,
         deleting: bool,
@@ -88,13 +89,8 @@ impl ManagedKind for IamServiceAccount {
             // Kept roles need no reading: deletion then works without IAM.
             return Ok(observed);
         }
-        observed.roles = observe_roles_of(
-            &ctx.iam,
-            &ctx.defaults(),
-            &observed.subject,
-            Some(&self.spec.role),
-        )
-        .await?;
+        observed.roles =
+            observe_roles_of(&ctx.iam, defaults, &observed.subject, Some(&self.spec.role)).await?;
         Ok(observed)
     }
 
@@ -135,7 +131,7 @@ async fn foreign_role(
     let Ok(arn) = parse_role_arn("", found) else {
         return Ok(Some(ForeignRole::NotAnArn));
     };
-    if arn.account != ctx.defaults().account_id {
+    if arn.account != ctx.settings.account_id {
         return Ok(Some(ForeignRole::OtherAccount(arn.account)));
     }
     Ok(Some(match ctx.iam.role_summary(&arn.name).await {

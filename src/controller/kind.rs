@@ -50,10 +50,12 @@ pub trait ManagedKind:
     fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<Self::Desired, Refusal>;
 
     /// Every read the plan needs, and no write. For cleanup (`deleting`)
-    /// the reads do not depend on the spec being valid.
+    /// the reads do not depend on the spec being valid. `defaults` are the
+    /// ones desire and plan take in the same reconcile.
     fn observe(
         &self,
         ctx: &Context,
+        defaults: &Defaults,
         subject: Subject,
         desired: Option<&Self::Desired>,
         deleting: bool,

@@ -197,7 +197,7 @@ async fn sync<K: ManagedKind>(obj: &K, ctx: &Context, deleting: bool) -> Result<
     }
     let desired = obj.desire(&subject, &defaults);
     let observed = obj
-        .observe(ctx, subject, desired.as_ref().ok(), deleting)
+        .observe(ctx, &defaults, subject, desired.as_ref().ok(), deleting)
         .await;
     let result = match observed {
         Ok(observed) => {

@@ -25,8 +25,8 @@ use crate::policy::service_account_plan::ObservedServiceAccount;
 pub fn subject_of<K: ManagedKind>(obj: &K, ctx: &Context) -> Subject {
     Subject {
         owner: Owner {
-            cluster: ctx.defaults().cluster_name.clone(),
-            region: ctx.defaults().region.clone(),
+            cluster: ctx.settings.cluster_name.clone(),
+            region: ctx.settings.region.clone(),
             kind: K::KIND.into(),
             namespace: obj.namespace().unwrap_or_default(),
             name: obj.name_any(),

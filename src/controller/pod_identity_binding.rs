@@ -48,6 +48,7 @@ impl ManagedKind for PodIdentityBinding {
     async fn observe(
         &self,
         ctx: &Context,
+        defaults: &Defaults,
         subject: Subject,
         desired: Option<&DesiredBinding>,
         deleting: bool,
@@ -84,7 +85,7 @@ impl ManagedKind for PodIdentityBinding {
                     observed.existing_role = ctx.iam.role_summary(&arn.name).await?;
                 }
                 if let Some(target) = &desired.target_role
-                    && target.account == ctx.defaults().account_id
+                    && target.account == ctx.settings.account_id
                 {
                     observed.target_role = ctx.iam.role_summary(&target.name).await?;
                 }
@@ -112,7 +113,7 @@ impl ManagedKind for PodIdentityBinding {
         }
         observed.roles = observe_roles_of(
             &ctx.iam,
-            &ctx.defaults(),
+            defaults,
             &observed.subject,
             self.spec.role.as_ref(),
         )
@@ -152,7 +153,7 @@ async fn cluster_exists(ctx: &Context) -> Result<bool, Error> {
     }
     let found = ctx
         .eks
-        .describe_cluster_exists(&ctx.defaults().cluster_name)
+        .describe_cluster_exists(&ctx.settings.cluster_name)
         .await?;
     if found {
         let _ = ctx.cluster_found.set(());
@@ -166,7 +167,7 @@ async fn associations(
     ctx: &Context,
     observed: &BindingObserved,
 ) -> Result<Vec<ObservedAssociation>, AwsError> {
-    let cluster = &ctx.defaults().cluster_name;
+    let cluster = &ctx.settings.cluster_name;
     let namespace = &observed.subject.owner.namespace;
     let mut service_accounts = vec![observed.service_account_name.clone()];
     service_accounts.extend(
