@@ -187,11 +187,14 @@ def main() -> int:
             input=stdin, capture_output=True, text=True, check=True,
         ).stdout
 
-    kubectl("apply", "--server-side", "-f", str(REPO / "crds"), "-f", str(REPO / "e2e/rbac.yaml"))
+    # The harness installed the operator's ServiceAccount and RBAC; its
+    # kubeconfig carries that ServiceAccount's token.
+    kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
     env = {
         **os.environ,
         "KUBECONFIG": h["operatorKubeconfig"],
+        "POD_NAMESPACE": h["operatorNamespace"],
         "AWS_ENDPOINT_URL": emulator,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

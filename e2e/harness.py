@@ -71,6 +71,12 @@ KUBE_PACKAGES = {
 DEFAULT_CLUSTER = "iam-operator-local"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "123456789012"
+# Where config/base (the chart's default rendering) installs the operator.
+OPERATOR_NAMESPACE = "iam-operator"
+OPERATOR_SERVICE_ACCOUNT = "iam-operator"
+# Where the test command collects a run's evidence (emulator call logs, RBAC
+# refusals) for the checks after cargo test.
+POLICY_PROOF_DIR_ENV = "IAM_OPERATOR_POLICY_PROOF_DIR"
 START_TIMEOUT_S = float(os.environ.get("IAM_OPERATOR_HARNESS_START_TIMEOUT", "90"))
 
 
@@ -297,12 +303,11 @@ def write_pki(pki: Path) -> None:
     write_key(serving_key, pki / "apiserver.key")
     write_cert(serving, pki / "apiserver.crt")
 
-    # admin: full access for setup and tests; operator: no groups, so it gets
-    # exactly what the chart's RBAC grants to User "iam-operator".
-    for user, group in (("admin", "system:masters"), ("iam-operator", None)):
-        key, cert = leaf(name(user, group), ExtendedKeyUsageOID.CLIENT_AUTH)
-        write_key(key, pki / f"{user}.key")
-        write_cert(cert, pki / f"{user}.crt")
+    # Full access for setup and tests. The operator authenticates as its
+    # ServiceAccount instead (install_operator_identity).
+    admin_key, admin = leaf(name("admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH)
+    write_key(admin_key, pki / "admin.key")
+    write_cert(admin, pki / "admin.crt")
 
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     write_key(sa_key, pki / "sa.key")
@@ -313,31 +318,61 @@ def write_pki(pki: Path) -> None:
     )
 
 
-def write_kubeconfig(path: Path, server: str, pki: Path, user: str) -> None:
+def write_kubeconfig(path: Path, server: str, pki: Path, user: str, credentials: dict) -> None:
     import base64
 
-    def b64(p: Path) -> str:
-        return base64.b64encode(p.read_bytes()).decode()
-
+    ca = base64.b64encode((pki / "ca.crt").read_bytes()).decode()
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "harness", "cluster": {"server": server, "certificate-authority-data": b64(pki / "ca.crt")}}],
-        "users": [
-            {
-                "name": user,
-                "user": {
-                    "client-certificate-data": b64(pki / f"{user}.crt"),
-                    "client-key-data": b64(pki / f"{user}.key"),
-                },
-            }
-        ],
+        "clusters": [{"name": "harness", "cluster": {"server": server, "certificate-authority-data": ca}}],
+        "users": [{"name": user, "user": credentials}],
         "contexts": [{"name": "harness", "context": {"cluster": "harness", "user": user, "namespace": "default"}}],
         "current-context": "harness",
     }
     # JSON is valid YAML, and kubeconfig loaders accept it.
     path.write_text(json.dumps(config, indent=2))
     path.chmod(0o600)
+
+
+def client_certificate(pki: Path, user: str) -> dict:
+    import base64
+
+    def b64(p: Path) -> str:
+        return base64.b64encode(p.read_bytes()).decode()
+
+    return {"client-certificate-data": b64(pki / f"{user}.crt"), "client-key-data": b64(pki / f"{user}.key")}
+
+
+def install_operator_identity(kubectl: Path, admin_kubeconfig: Path) -> str:
+    """The operator's ServiceAccount and RBAC exactly as an install makes them:
+    config/base, which tests/chart.rs keeps equal to the Helm chart's default
+    rendering, built by kubectl's own kustomize. Everything but the CRDs (a
+    test decides when they appear: readiness waits for them). The Deployment
+    is applied too and never runs (no kubelet). Returns a TokenRequest token
+    for that ServiceAccount, so the operator runs with the chart's
+    permissions and nothing more (but e2e/test-leases.yaml): a missing rule
+    fails a test."""
+
+    def run(*argv: str, stdin: str | None = None) -> str:
+        done = subprocess.run(
+            [str(kubectl), "--kubeconfig", str(admin_kubeconfig), *argv], input=stdin, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(argv[:3])} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    import yaml
+
+    rendered = yaml.safe_load_all(run("kustomize", str(REPO_DIR / "config" / "base")))
+    objects = [d for d in rendered if d and d["kind"] != "CustomResourceDefinition"]
+    run("apply", "--server-side", "--field-manager=harness", "-f", "-", stdin=yaml.safe_dump_all(objects))
+    # Per-launch Lease names for the tests' operators (see the file).
+    run("apply", "--server-side", "--field-manager=harness", "-f", str(E2E_DIR / "test-leases.yaml"))
+    # As long as the PKI (7 days): tests and a quick start never outlive it.
+    return run(
+        "create", "token", OPERATOR_SERVICE_ACCOUNT, "-n", OPERATOR_NAMESPACE, "--duration=168h"
+    ).strip()
 
 
 # --------------------------------------------------------------------------
@@ -458,7 +493,7 @@ def start_emulator(procs: Processes, run_dir: Path) -> subprocess.Popen:
         "AWS_DEFAULT_REGION": DEFAULT_REGION,
         "PYTHONUNBUFFERED": "1",
     }
-    proof_dir = os.environ.get("IAM_OPERATOR_POLICY_PROOF_DIR")
+    proof_dir = os.environ.get(POLICY_PROOF_DIR_ENV)
     if proof_dir:
         # The test command proves the operator's AWS policy against every
         # call of the run: one log per emulator, named after its run dir.
@@ -553,6 +588,74 @@ def seed_emulator(emulator_url: str, cluster: str, region: str, issuer: str, oid
     return arn
 
 
+def record_rbac_refusals(audit_log: Path) -> None:
+    """Every request a ServiceAccount (the operator, under the chart's RBAC)
+    made and RBAC refused, written where the test command collects a run's
+    evidence; `harness.py rbac-refusals` fails the run on any. The operator
+    may log a refused Event and go on, so a test alone could miss it."""
+    evidence = os.environ.get(POLICY_PROOF_DIR_ENV)
+    if not evidence:
+        return
+    requests, refused = 0, []
+    # A harness that failed before its apiserver started has no log: it
+    # still answers for itself, with nothing.
+    lines = audit_log.read_text(errors="replace").splitlines() if audit_log.exists() else []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not event.get("user", {}).get("username", "").startswith("system:serviceaccount:"):
+            continue
+        requests += 1
+        # The authorizer's own verdict: a 403 from admission (such as a
+        # namespace being deleted refusing new Events) is not RBAC's.
+        if event.get("annotations", {}).get("authorization.k8s.io/decision") == "forbid":
+            ref = event.get("objectRef", {})
+            refused.append(
+                f"{event['user']['username']}: {event.get('verb')} {ref.get('resource', '')}"
+                f"{'/' + ref['subresource'] if ref.get('subresource') else ''}"
+                f" {ref.get('namespace', '')}/{ref.get('name', '')}"
+            )
+    out = Path(evidence) / f"kube-requests-{audit_log.parent.parent.name}.json"
+    out.write_text(json.dumps({"requests": requests, "refused": refused}, indent=2))
+
+
+def rbac_evidence_expected(run_dir: Path) -> None:
+    """Says, at start, that this harness will leave RBAC evidence, so the
+    check after the run waits for a harness still stopping instead of
+    judging without it."""
+    evidence = os.environ.get(POLICY_PROOF_DIR_ENV)
+    if evidence:
+        Path(evidence).mkdir(parents=True, exist_ok=True)
+        (Path(evidence) / f"kube-requests-{run_dir.name}.expected").touch()
+
+
+def cmd_rbac_refusals(evidence: Path) -> int:
+    deadline = time.monotonic() + 60
+    while True:
+        missing = [
+            marker.name
+            for marker in evidence.glob("kube-requests-*.expected")
+            if not marker.with_suffix(".json").exists()
+        ]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if missing:
+        print(f"no RBAC evidence from harnesses that started: {', '.join(missing)}")
+        return 1
+    files = sorted(evidence.glob("kube-requests-*.json"))
+    runs = [json.loads(f.read_text()) for f in files]
+    requests = sum(r["requests"] for r in runs)
+    refused = [line for r in runs for line in r["refused"]]
+    print(f"{requests} Kubernetes requests by the operator's ServiceAccounts in {len(runs)} harnesses, "
+          f"{len(refused)} refused by RBAC")
+    for line in refused:
+        print(f"  refused: {line}")
+    return 1 if refused or not runs else 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     bins = ensure_kube_binaries()
     run_dir = Path(args.dir or tempfile.mkdtemp(prefix="iam-operator-harness-")).resolve()
@@ -575,6 +678,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         emulator = start_emulator(procs, run_dir)
         write_pki(run_dir / "pki")
+        rbac_evidence_expected(run_dir)
         etcd_url = start_etcd(procs, bins, run_dir)
         etcd_ready = wait_until("etcd", lambda: http_ok(f"{etcd_url}/health"), procs)
         api_url, _ = start_apiserver(procs, bins, run_dir, etcd_url)
@@ -588,13 +692,19 @@ def cmd_up(args: argparse.Namespace) -> int:
 
         kubeconfig = run_dir / "kubeconfig"
         operator_kubeconfig = run_dir / "operator.kubeconfig"
-        write_kubeconfig(kubeconfig, api_url, run_dir / "pki", "admin")
-        write_kubeconfig(operator_kubeconfig, api_url, run_dir / "pki", "iam-operator")
+        pki = run_dir / "pki"
+        write_kubeconfig(kubeconfig, api_url, pki, "admin", client_certificate(pki, "admin"))
+        token = install_operator_identity(bins / "kubectl", kubeconfig)
+        write_kubeconfig(operator_kubeconfig, api_url, pki, OPERATOR_SERVICE_ACCOUNT, {"token": token})
 
         info = {
             "dir": str(run_dir),
             "kubeconfig": str(kubeconfig),
             "operatorKubeconfig": str(operator_kubeconfig),
+            # What the operator's requests carry in the audit log, and the
+            # namespace it runs in (POD_NAMESPACE: its Lease lives there).
+            "operatorUser": f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}",
+            "operatorNamespace": OPERATOR_NAMESPACE,
             "kubectl": str(bins / "kubectl"),
             "auditLog": str(run_dir / "logs" / "audit.log"),
             "apiserverUrl": api_url,
@@ -624,6 +734,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             "IAM_OPERATOR_CLUSTER_NAME": args.cluster_name,
             "IAM_OPERATOR_EMULATOR_URL": emulator_url,
             "IAM_OPERATOR_HARNESS_DIR": run_dir,
+            "IAM_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
         }
         (run_dir / "env").write_text("".join(f"export {k}='{v}'\n" for k, v in env_lines.items()))
         log(
@@ -651,6 +762,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         procs.stop_all()
+        record_rbac_refusals(run_dir / "logs" / "audit.log")
         if not args.keep_dir:
             shutil.rmtree(run_dir, ignore_errors=True)
         log("stopped")
@@ -671,6 +783,10 @@ def main() -> int:
         "--no-oidc-provider", action="store_true", help="do not create the IAM OIDC provider for the issuer"
     )
     up.add_argument("--exit-on-stdin-eof", action="store_true", help="stop when stdin closes")
+    refusals = sub.add_parser(
+        "rbac-refusals", help="fail if RBAC refused any request of the operator in the collected harness runs"
+    )
+    refusals.add_argument("evidence", type=Path, help=f"the {POLICY_PROOF_DIR_ENV} of the test run")
     args = parser.parse_args()
 
     ensure_venv()
@@ -686,6 +802,8 @@ def main() -> int:
     if args.command == "chart-tools":
         print(json.dumps(ensure_chart_tools()))
         return 0
+    if args.command == "rbac-refusals":
+        return cmd_rbac_refusals(args.evidence)
     return cmd_up(args)
 
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::controller::backoff::Schedule;
 use crate::policy::desire::Defaults;
 use crate::policy::guardrails::Guardrails;
 use crate::policy::{ValidationError, validate_permissions_boundary_arn, validate_role_path};
@@ -65,6 +66,19 @@ pub struct Args {
     /// Seconds between resyncs of an object that is in sync.
     #[arg(long, env = "IAM_OPERATOR_RESYNC_SECONDS", default_value_t = 600)]
     pub resync_seconds: u64,
+
+    /// Seconds before the first retry of an object whose error only a
+    /// person can fix (AccessDenied, a malformed policy, a limit, a
+    /// guardrail violation); each further wait doubles, up to
+    /// --terminal-retry-cap-seconds. A spec change is tried at once.
+    #[arg(long, env = "IAM_OPERATOR_TERMINAL_RETRY_SECONDS", default_value_t = 600,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub terminal_retry_seconds: u64,
+
+    /// The longest wait between retries of such an object.
+    #[arg(long, env = "IAM_OPERATOR_TERMINAL_RETRY_CAP_SECONDS", default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub terminal_retry_cap_seconds: u64,
 
     /// Namespaces to watch, comma separated; empty: all namespaces.
     #[arg(long, env = "IAM_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
@@ -152,6 +166,8 @@ pub struct Settings {
     pub forced_role_path: Option<String>,
     pub forced_permissions_boundary: Option<String>,
     pub resync: Duration,
+    /// Retries of errors only a person can fix.
+    pub terminal_retry: Schedule,
     pub max_concurrent_reconciles: u16,
     /// Empty: every namespace.
     pub watch_namespaces: Vec<String>,
@@ -263,6 +279,11 @@ mod tests {
             forced_role_path: None,
             forced_permissions_boundary: None,
             resync: Duration::from_secs(1),
+            terminal_retry: Schedule {
+                base: Duration::from_secs(600),
+                cap: Duration::from_secs(3600),
+                jitter: 0.1,
+            },
             max_concurrent_reconciles: 8,
             watch_namespaces: Vec::new(),
         };

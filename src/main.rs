@@ -13,6 +13,7 @@ use tracing_subscriber::EnvFilter;
 use iam_operator::api::{IamServiceAccount, PodIdentityBinding};
 use iam_operator::aws::{Eks, Iam, identity};
 use iam_operator::config::{Args, LogFormat, Settings, partition_for_region};
+use iam_operator::controller::backoff::{Schedule, TERMINAL_JITTER};
 use iam_operator::controller::{Context, guardrails_file, lifecycle};
 use iam_operator::health::{self, Readiness};
 use iam_operator::metrics::Metrics;
@@ -160,6 +161,11 @@ async fn run(args: Args) -> Result<(), String> {
         forced_role_path: args.role_path.clone(),
         forced_permissions_boundary: args.permissions_boundary.clone(),
         resync: Duration::from_secs(args.resync_seconds),
+        terminal_retry: Schedule {
+            base: Duration::from_secs(args.terminal_retry_seconds),
+            cap: Duration::from_secs(args.terminal_retry_cap_seconds),
+            jitter: TERMINAL_JITTER,
+        },
         max_concurrent_reconciles: args.max_concurrent_reconciles,
         watch_namespaces: args.watch_namespaces.clone(),
     };

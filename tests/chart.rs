@@ -2,8 +2,10 @@
 //! rendered by helm and kustomize built from their Go modules (e2e/helm):
 //! `helm lint` passes, every rendering is accepted by the harness's real API
 //! server (applied, not only dry-run; the Deployment never runs, there is no
-//! kubelet), the kustomize base equals the chart's default rendering, and the
-//! chart's RBAC grants exactly the rules of e2e/rbac.yaml.
+//! kubelet), and the kustomize base equals the chart's default rendering.
+//! The harness runs every e2e test's operator with a token of the
+//! ServiceAccount of that base, so its RBAC is proven by all of them; the
+//! namespaced rendering is proven here the same way.
 
 mod support;
 
@@ -13,7 +15,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use support::{Harness, harness, repo_dir};
+use support::operator::{Identity, install, start_with_identity};
+use support::{Harness, harness, isa_manifest, repo_dir};
 
 struct Tools {
     helm: PathBuf,
@@ -256,26 +259,6 @@ fn chart_lints_renders_applies_and_matches_kustomize_and_rbac() {
         }
     }
 
-    // The chart's RBAC, Role and ClusterRole together, is e2e/rbac.yaml's
-    // ClusterRole: nothing missing, nothing more.
-    let reference = documents(
-        &std::fs::read_to_string(repo_dir().join("e2e/rbac.yaml")).expect("e2e/rbac.yaml"),
-    );
-    let wanted = grants(
-        &reference
-            .iter()
-            .find(|d| d["kind"] == "ClusterRole")
-            .expect("ClusterRole in e2e/rbac.yaml")["rules"],
-    );
-    let rendered: BTreeSet<_> = default
-        .iter()
-        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
-        .flat_map(|d| grants(&d["rules"]))
-        .collect();
-    assert_eq!(
-        rendered, wanted,
-        "the chart's RBAC differs from e2e/rbac.yaml"
-    );
     for binding in default
         .iter()
         .filter(|d| d["kind"] == "ClusterRoleBinding" || d["kind"] == "RoleBinding")
@@ -327,6 +310,8 @@ fn chart_lints_renders_applies_and_matches_kustomize_and_rbac() {
             "rolePath=/apps/",
             "permissionsBoundary=arn:aws:iam::123456789012:policy/apps-boundary",
             "resyncSeconds=300",
+            "terminalRetrySeconds=60",
+            "terminalRetryCapSeconds=900",
             "maxConcurrentReconciles=4",
             "logFormat=json",
             &watch,
@@ -346,6 +331,14 @@ fn chart_lints_renders_applies_and_matches_kustomize_and_rbac() {
     assert!(has("Role", &release), "the Lease Role");
     assert!(has("PodDisruptionBudget", &release));
     assert!(has("ServiceMonitor", &release));
+    // Moved into Roles, not dropped: the same grants as the default.
+    let all_grants = |docs: &[Value]| -> BTreeSet<_> {
+        docs.iter()
+            .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+            .flat_map(|d| grants(&d["rules"]))
+            .collect()
+    };
+    assert_eq!(all_grants(&docs), all_grants(&default));
     let cluster_role = docs
         .iter()
         .find(|d| d["kind"] == "ClusterRole")
@@ -444,4 +437,74 @@ fn chart_default_guardrails_parse() {
         .as_str()
         .expect("guardrails.yaml");
     iam_operator::policy::guardrails::Guardrails::parse(text).expect("default guardrails parse");
+}
+
+/// With one watched namespace the chart grants Roles there instead of a
+/// ClusterRole: an operator holding a token of that rendering's
+/// ServiceAccount, and nothing else, creates, annotates, reports and
+/// deletes as it does with the default rendering.
+#[test]
+fn the_namespaced_charts_credentials_are_enough() {
+    let Some(h) = harness() else { return };
+    install(h);
+    let watched = h.fresh_namespace("chart-creds-watched");
+    let release = h.fresh_namespace("chart-creds");
+    let cluster = format!("clusterName={}", h.cluster_name);
+    let watch = format!("watchNamespaces[0]={watched}");
+    apply(h, &render(&release, &release, &[&cluster, &watch], &[]));
+    let service_account = format!("{release}-iam-operator");
+    let token = h.kubectl(&[
+        "create",
+        "token",
+        &service_account,
+        "-n",
+        &release,
+        "--duration=1h",
+    ]);
+    let mut kubeconfig: Value = serde_json::from_str(
+        &std::fs::read_to_string(&h.operator_kubeconfig).expect("operator kubeconfig"),
+    )
+    .expect("kubeconfig JSON");
+    kubeconfig["users"][0]["user"] = serde_json::json!({ "token": token.trim() });
+    let kubeconfig_path = h.dir.join(format!("{release}.kubeconfig"));
+    std::fs::write(&kubeconfig_path, kubeconfig.to_string()).expect("write kubeconfig");
+
+    let mut operator = start_with_identity(
+        h,
+        &Identity {
+            kubeconfig: &kubeconfig_path,
+            namespace: &release,
+        },
+        // The chart's Lease Role names the one Lease of a deployment.
+        &[
+            "--watch-namespaces",
+            &watched,
+            "--leader-election-lease-name",
+            "iam-operator",
+        ],
+    );
+    h.apply(
+        &watched,
+        &isa_manifest("scoped", "  serviceAccount: {create: true}\n"),
+    );
+    h.wait_ready("isa/scoped", &watched);
+    let sa = h.kubectl_json(&["-n", &watched, "get", "serviceaccount", "scoped"]);
+    assert!(
+        sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+            .as_str()
+            .is_some_and(|arn| arn.contains(":role/")),
+        "{sa}"
+    );
+    assert!(
+        !h.event_types(&watched, "scoped", "CreateRole").is_empty(),
+        "the operator wrote its Events"
+    );
+    h.kubectl(&["-n", &watched, "delete", "isa", "scoped", "--timeout=60s"]);
+    let left = h.kubectl(&["-n", &watched, "get", "serviceaccounts", "-o", "name"]);
+    assert!(!left.contains("serviceaccount/scoped"), "{left}");
+
+    let _ = operator.child.kill();
+    let _ = operator.child.wait();
+    let log = std::fs::read_to_string(&operator.log).expect("operator log");
+    assert!(!log.contains("forbidden"), "a request was refused:\n{log}");
 }

@@ -81,7 +81,7 @@ async fn example_creates_role_policies_and_service_account_then_resyncs_without_
     h.apply(&ns, &example);
     h.wait_ready("isa/external-dns", &ns);
     // The audit log sees the operator's writes (so its silence later means something).
-    let created = h.writes_since(audit_start, "iam-operator", &ns);
+    let created = h.writes_since(audit_start, &h.operator_user, &ns);
     assert!(
         created
             .iter()
@@ -199,7 +199,7 @@ async fn example_creates_role_policies_and_service_account_then_resyncs_without_
         role_calls.iter().all(|c| !is_write(c)),
         "AWS writes on resync: {role_calls:?}"
     );
-    let kube_writes = h.writes_since(audit, "iam-operator", &ns);
+    let kube_writes = h.writes_since(audit, &h.operator_user, &ns);
     assert!(
         kube_writes.is_empty(),
         "Kubernetes writes on resync: {kube_writes:?}"

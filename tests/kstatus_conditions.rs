@@ -163,7 +163,7 @@ async fn conditions_follow_kstatus_for_every_state() {
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .find(|e| {
-            e["user"]["username"] == "iam-operator"
+            e["user"]["username"] == h.operator_user.as_str()
                 && e["verb"] == "patch"
                 && e["objectRef"]["name"] == "good"
                 && e["objectRef"]["subresource"] == "status"

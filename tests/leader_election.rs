@@ -121,8 +121,6 @@ fn election_args<'a>(ns: &'a str, lease: &'a str, metrics: &'a str) -> Vec<&'a s
     vec![
         "--watch-namespaces",
         ns,
-        "--leader-election-namespace",
-        ns,
         "--leader-election-lease-name",
         lease,
         "--metrics-address",
@@ -167,7 +165,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_after_sigkill() {
             }
         },
     );
-    let current = lease(h, &ns, lease_name);
+    let current = lease(h, &h.operator_namespace, lease_name);
     assert_eq!(holder(&current), Some(operators[leader].pod_name.clone()));
     // A rollout starts the new pod and waits for it to be Ready before it
     // stops the old one: the standby must be Ready, or no rollout ends.
@@ -204,7 +202,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_after_sigkill() {
     operators[leader].child.wait().expect("reap the leader");
     let killed = Instant::now();
     // Read after the kill: the last renewal the dead leader made.
-    let dead = lease(h, &ns, lease_name);
+    let dead = lease(h, &h.operator_namespace, lease_name);
     let dead_spec = dead.spec.as_ref().expect("lease spec");
     assert_eq!(
         dead_spec.lease_duration_seconds,
@@ -221,7 +219,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_after_sigkill() {
     let takeover = killed.elapsed();
     println!("leader takeover: {:.1} s", takeover.as_secs_f64());
 
-    let taken = lease(h, &ns, lease_name);
+    let taken = lease(h, &h.operator_namespace, lease_name);
     assert_eq!(holder(&taken), Some(operators[standby].pod_name.clone()));
     let acquired = time_of(&taken.spec.as_ref().expect("lease spec").acquire_time);
     // Never while the dead leader's lease was valid: that is the whole
@@ -270,7 +268,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_after_sigkill() {
         Duration::from_secs(30),
     );
     assert!(status.success(), "stopped with {status}");
-    assert_eq!(holder(&lease(h, &ns, lease_name)), None);
+    assert_eq!(holder(&lease(h, &h.operator_namespace, lease_name)), None);
 }
 
 #[tokio::test]
@@ -278,9 +276,9 @@ async fn a_leader_whose_lease_is_taken_stops_at_once() {
     let Some(h) = harness() else { return };
     install(h);
     let ns = h.fresh_namespace("leader-lost");
-    // No lease namespace given: the operator's own default, `default` (no
-    // POD_NAMESPACE here), which the apiserver makes at its start.
-    let (lease_ns, lease_name) = ("default", "leader-lost");
+    // No lease namespace given: POD_NAMESPACE, the operator's own, as in
+    // the chart's Deployment.
+    let (lease_ns, lease_name) = (h.operator_namespace.as_str(), "leader-lost");
     let mut operator = start_as(
         h,
         "operator-c",

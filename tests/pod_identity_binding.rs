@@ -248,7 +248,7 @@ async fn example_creates_role_and_association_resyncs_without_writes_and_deletes
     let calls = emulator.calls_since(mark);
     assert!(writes(&calls).is_empty(), "{:?}", ops(&calls));
     assert_eq!(
-        h.writes_since(audit, "iam-operator", &ns),
+        h.writes_since(audit, &h.operator_user, &ns),
         Vec::<String>::new()
     );
 

@@ -20,13 +20,6 @@ fn probe(port: u16, path: &str) -> Option<u16> {
 #[test]
 fn not_ready_until_the_crds_exist() {
     let Some(h) = harness() else { return };
-    let rbac = repo_dir().join("e2e/rbac.yaml");
-    h.kubectl(&[
-        "apply",
-        "--server-side",
-        "-f",
-        rbac.to_str().expect("utf-8 path"),
-    ]);
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

@@ -1,4 +1,4 @@
-"""The WSGI app in front of moto: control API, fault injection, call log, Pod Identity, IAM rules."""
+"""The WSGI app in front of moto: control API, faults, call log, Pod Identity, IAM rules and read lag."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from http import HTTPStatus
 from typing import Any
 
 from . import call_context, eks_api, moto_bridge
-from .aws_errors import Response, fault_response, rest_json_error
+from .aws_errors import Response, error_response, fault_response, rest_json_error
 from .classify import AwsRequest, classify
 from .control import PREFIX, ControlApi
-from .faults import CallLog, FaultInjector
+from .faults import CallLog, FaultDecision, FaultInjector
 from .iam_rules import IamRules
+from .iam_visibility import IamVisibility
 from .pod_identity import PodIdentityStore, Scope
 
 StartResponse = Callable[..., Any]
@@ -58,6 +59,41 @@ def _send(response: Response, start_response: StartResponse) -> Iterable[bytes]:
     return [response.body]
 
 
+def _injected(request: AwsRequest, decision: FaultDecision) -> Response:
+    cluster = request.path_params.get("name")
+    if decision.error is not None:
+        err = decision.error
+        return error_response(request.service, err.code, err.status, err.message, cluster)
+    return fault_response(request.service, decision.fault, cluster)
+
+
+class _Buffered:
+    """A WSGI app's whole response, captured so it can be sent later."""
+
+    def __init__(self) -> None:
+        self.status_line = "500 Internal Server Error"
+        self.headers: list[tuple[str, str]] = []
+        self.chunks: list[bytes] = []
+
+    @property
+    def status(self) -> int:
+        return int(self.status_line.split(" ", 1)[0])
+
+    def run(self, app: Callable[[StartResponse], Iterable[bytes]]) -> None:
+        def capture(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
+            self.status_line, self.headers = status, list(headers)
+            return self.chunks.append  # WSGI's legacy write()
+
+        result = app(capture)
+        try:
+            # Drained here: an app may call start_response only once iterated.
+            self.chunks.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+
 class EmulatorApp:
     def __init__(self, moto_app: Callable[..., Any] | None = None) -> None:
         self.moto_app = moto_app or moto_bridge.build_app()
@@ -65,8 +101,13 @@ class EmulatorApp:
         self.faults = FaultInjector()
         self.calls = CallLog(os.environ.get("EMULATOR_CALL_LOG_FILE") or None)
         self.iam_rules = IamRules()
+        self.iam_visibility = IamVisibility()
         self.control = ControlApi(
-            moto_app=self.moto_app, store=self.store, faults=self.faults, calls=self.calls
+            moto_app=self.moto_app,
+            store=self.store,
+            faults=self.faults,
+            calls=self.calls,
+            iam_visibility=self.iam_visibility,
         )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -82,10 +123,26 @@ class EmulatorApp:
         started = time.time()
         body = read_body(environ)
         request = classify(environ, body)
-        decision = self.faults.decide(request.service, request.operation)
+        decision = self.faults.decide(request.service, request.operation, request.access_key)
         # Read before the call: aws:ResourceTag is what the resource carried
         # when AWS decided, not what the call left.
         context = call_context.describe(request, body, environ, self.store)
+
+        def record(status: int) -> None:
+            self.calls.record(
+                started=started,
+                service=request.service,
+                region=request.region,
+                operation=request.operation,
+                status=status,
+                fault=decision.fault if decision else None,
+                target=call_target(request, body),
+                context=context,
+            )
+
+        if decision is not None and decision.fault == "hold":
+            return self._serve_then_hold(decision, environ, request, body, start_response, record)
+
         statuses: list[int] = []
 
         def recording_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
@@ -95,29 +152,52 @@ class EmulatorApp:
         try:
             if decision is not None and decision.fault == "delay":
                 time.sleep(decision.delay_ms / 1000.0)
-            if decision is not None and decision.fault in ("throttle", "server_error"):
-                response = fault_response(request.service, decision.fault, request.path_params.get("name"))
-                return _send(response, recording_start_response)
-            if eks_api.handles(request):
-                return _send(self._pod_identity(environ, request, body), recording_start_response)
-            if request.service == "iam":
-                with self.iam_rules.exclusive(request.operation):
-                    refusal = self.iam_rules.check(environ, request, body)
-                    if refusal is not None:
-                        return _send(refusal, recording_start_response)
-                    return self.moto_app(environ, recording_start_response)
-            return self.moto_app(environ, recording_start_response)
+            if decision is not None and decision.fault in ("throttle", "server_error", "error"):
+                return _send(_injected(request, decision), recording_start_response)
+            return self._serve(environ, request, body, recording_start_response)
         finally:
-            self.calls.record(
-                started=started,
-                service=request.service,
-                region=request.region,
-                operation=request.operation,
-                status=statuses[-1] if statuses else 500,
-                fault=decision.fault if decision else None,
-                target=call_target(request, body),
-                context=context,
-            )
+            record(statuses[-1] if statuses else 500)
+
+    def _serve(
+        self, environ: dict[str, Any], request: AwsRequest, body: bytes, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        if eks_api.handles(request):
+            return _send(self._pod_identity(environ, request, body), start_response)
+        if request.service == "iam":
+            hidden = self.iam_visibility.check(environ, request, body)
+            if hidden is not None:
+                return _send(hidden, start_response)
+            with self.iam_rules.exclusive(request.operation):
+                refusal = self.iam_rules.check(environ, request, body)
+                if refusal is not None:
+                    return _send(refusal, start_response)
+                return self.moto_app(environ, start_response)
+        return self.moto_app(environ, start_response)
+
+    def _serve_then_hold(
+        self,
+        decision: FaultDecision,
+        environ: dict[str, Any],
+        request: AwsRequest,
+        body: bytes,
+        start_response: StartResponse,
+        record: Callable[[int], None],
+    ) -> Iterable[bytes]:
+        """Serves the request in full, then sits on the answer: AWS did the
+        work but the client has not heard back (and may give up first)."""
+        served = _Buffered()
+        try:
+            served.run(lambda capture: self._serve(environ, request, body, capture))
+        finally:
+            record(served.status)
+        # After the call is logged, so a test that saw `fired` grow finds it there.
+        self.faults.hold_began(decision)
+        # Outside the IAM rules' lock: a held CreateRole must not stall others.
+        time.sleep(decision.delay_ms / 1000.0)
+        # A client that gave up meanwhile makes the write fail; werkzeug
+        # treats that as a dropped connection and the thread ends normally.
+        start_response(served.status_line, served.headers)
+        return served.chunks
 
     def _pod_identity(self, environ: dict[str, Any], request: AwsRequest, body: bytes) -> Response:
         try:

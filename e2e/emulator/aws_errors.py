@@ -31,6 +31,22 @@ EKS_ERROR_STATUS = {
     "ThrottlingException": 429,
 }
 
+# The EKS error shapes with a clusterName member (the EKS model's).
+EKS_ERRORS_NAMING_CLUSTER = frozenset(
+    {
+        "ClientException",
+        "InvalidParameterException",
+        "InvalidRequestException",
+        "InvalidStateException",
+        "ResourceInUseException",
+        "ResourceLimitExceededException",
+        "ResourceNotFoundException",
+        "ServerException",
+        "ThrottlingException",
+        "UnsupportedAvailabilityZoneException",
+    }
+)
+
 THROTTLE_MESSAGE = "Rate exceeded"
 # Injected server errors say so, so a log reader does not hunt for a real bug.
 SERVER_ERROR_MESSAGE = "Internal failure (injected by the e2e emulator)"
@@ -109,36 +125,34 @@ def query_error(service: str, status: int, code: str, message: str, sender: bool
     )
 
 
+def error_response(
+    service: str | None, code: str, status: int, message: str, cluster_name: str | None = None
+) -> Response:
+    """An AWS error as `service` would answer it: query XML for IAM and STS,
+    REST-JSON (as EKS) for everything else.
+
+    clusterName is sent only with the EKS errors whose shape has it: an SDK
+    ignores unknown members, but a test comparing bodies should not have to.
+    """
+    if service in QUERY_NAMESPACES:
+        return query_error(service, status, code, message, sender=status < 500)
+    if code not in EKS_ERRORS_NAMING_CLUSTER:
+        cluster_name = None
+    return rest_json_error(code, message, status, clusterName=cluster_name)
+
+
 def fault_response(service: str | None, fault: str, cluster_name: str | None = None) -> Response:
     """The response an injected `throttle` or `server_error` fault sends."""
     if service in QUERY_NAMESPACES:
         if fault == "throttle":
             # IAM and STS throttle with a 400 "Throttling" sender fault, which
             # SDKs classify as a throttling error and retry with backoff.
-            return query_error(service, 400, "Throttling", THROTTLE_MESSAGE, sender=True)
-        if service == "iam":
-            # IAM's modeled 500 (ServiceFailureException).
-            return query_error(
-                service,
-                500,
-                "ServiceFailure",
-                SERVER_ERROR_MESSAGE,
-                sender=False,
-            )
-        # STS models no 500; InternalFailure is the common AWS server error.
-        return query_error(
-            service,
-            500,
-            "InternalFailure",
-            SERVER_ERROR_MESSAGE,
-            sender=False,
-        )
+            return error_response(service, "Throttling", 400, THROTTLE_MESSAGE)
+        # IAM's modeled 500 is ServiceFailure(Exception); STS models none, and
+        # InternalFailure is the common AWS server error.
+        code = "ServiceFailure" if service == "iam" else "InternalFailure"
+        return error_response(service, code, 500, SERVER_ERROR_MESSAGE)
     # Everything else is answered REST-JSON style, as EKS does.
     if fault == "throttle":
-        return rest_json_error("ThrottlingException", THROTTLE_MESSAGE, 429, clusterName=cluster_name)
-    return rest_json_error(
-        "ServerException",
-        SERVER_ERROR_MESSAGE,
-        500,
-        clusterName=cluster_name,
-    )
+        return error_response(service, "ThrottlingException", 429, THROTTLE_MESSAGE, cluster_name)
+    return error_response(service, "ServerException", 500, SERVER_ERROR_MESSAGE, cluster_name)

@@ -9,7 +9,7 @@ DELETE /_emulator/faults
 GET    /_emulator/calls?since=<seq>
 DELETE /_emulator/calls
 GET    /_emulator/propagation
-PUT    /_emulator/propagation {"roleVisibleToEksAfterMs": n}
+PUT    /_emulator/propagation {"roleVisibleToEksAfterMs"?: n, "roleVisibleToIamAfterMs"?: n}
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ from urllib.parse import parse_qs
 from . import moto_bridge
 from .aws_errors import Response
 from .faults import CallLog, FaultInjector, FaultRule
+from .iam_visibility import IamVisibility
 from .pod_identity import PodIdentityStore
 
 PREFIX = "/_emulator"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_VERSION = "1.37"
-ROLE_VISIBLE_AFTER_MS = "roleVisibleToEksAfterMs"
+ROLE_VISIBLE_TO_EKS_AFTER_MS = "roleVisibleToEksAfterMs"
+ROLE_VISIBLE_TO_IAM_AFTER_MS = "roleVisibleToIamAfterMs"
 
 
 class ControlError(Exception):
@@ -48,11 +50,13 @@ class ControlApi:
         store: PodIdentityStore,
         faults: FaultInjector,
         calls: CallLog,
+        iam_visibility: IamVisibility,
     ) -> None:
         self._moto_app = moto_app
         self._store = store
         self._faults = faults
         self._calls = calls
+        self._iam_visibility = iam_visibility
         self._routes: dict[tuple[str, str], Callable[[dict[str, Any], bytes], Response]] = {
             ("GET", "/health"): lambda env, body: _reply(200, {"status": "ok"}),
             ("POST", "/clusters"): self._create_cluster,
@@ -105,7 +109,8 @@ class ControlApi:
         # Faults first, so nothing injected hits the requests that follow.
         self._faults.clear()
         moto_bridge.reset()
-        self._store.reset()  # also sets the IAM propagation delay back to 0
+        self._store.reset()  # also sets the EKS propagation delay back to 0
+        self._iam_visibility.set_delay_ms(0)
         self._calls.clear()
         return _reply(200, {"status": "ok"})
 
@@ -141,20 +146,31 @@ class ControlApi:
         return _reply(200, {"calls": []})
 
     def _propagation(self) -> Response:
-        return _reply(200, {ROLE_VISIBLE_AFTER_MS: self._store.role_visible_after_ms})
+        return _reply(
+            200,
+            {
+                ROLE_VISIBLE_TO_EKS_AFTER_MS: self._store.role_visible_after_ms,
+                ROLE_VISIBLE_TO_IAM_AFTER_MS: self._iam_visibility.delay_ms,
+            },
+        )
 
     def _put_propagation(self, environ: dict[str, Any], body: bytes) -> Response:
         req = _json_object(body)
-        unknown = sorted(set(req) - {ROLE_VISIBLE_AFTER_MS})
+        known = (ROLE_VISIBLE_TO_EKS_AFTER_MS, ROLE_VISIBLE_TO_IAM_AFTER_MS)
+        unknown = sorted(set(req) - set(known))
         if unknown:
             # A misspelt key must not silently leave the delay unchanged.
             raise ControlError(400, f"unknown fields: {', '.join(unknown)}")
-        delay_ms = req.get(ROLE_VISIBLE_AFTER_MS)
-        if delay_ms is None:
-            raise ControlError(400, f"{ROLE_VISIBLE_AFTER_MS} is required")
-        if isinstance(delay_ms, bool) or not isinstance(delay_ms, int) or delay_ms < 0:
-            raise ControlError(400, f"{ROLE_VISIBLE_AFTER_MS} must be a non-negative integer")
-        self._store.set_role_visible_after_ms(delay_ms)
+        if not req:
+            raise ControlError(400, f"{' or '.join(known)} is required")
+        for key, delay_ms in req.items():
+            if isinstance(delay_ms, bool) or not isinstance(delay_ms, int) or delay_ms < 0:
+                raise ControlError(400, f"{key} must be a non-negative integer")
+        # Validated in full first: a bad body changes neither setting.
+        if ROLE_VISIBLE_TO_EKS_AFTER_MS in req:
+            self._store.set_role_visible_after_ms(req[ROLE_VISIBLE_TO_EKS_AFTER_MS])
+        if ROLE_VISIBLE_TO_IAM_AFTER_MS in req:
+            self._iam_visibility.set_delay_ms(req[ROLE_VISIBLE_TO_IAM_AFTER_MS])
         return self._propagation()
 
 

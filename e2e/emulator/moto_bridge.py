@@ -38,6 +38,7 @@ __all__ = [
     "build_app",
     "describe_cluster",
     "find_iam_role",
+    "iam_role_created_at",
     "posix_seconds",
     "reset",
     "role_facts",
@@ -119,6 +120,13 @@ def find_iam_role(account_id: str, region: str | None, role_name: str) -> IamRol
         attached_policy_arns=frozenset(role.managed_policies),
         inline_policies=dict(role.policies),
     )
+
+
+def iam_role_created_at(account_id: str, region: str | None, role_name: str) -> float | None:
+    """When IAM created the role role_name means (matched regardless of case,
+    as IAM does), in POSIX seconds; None when there is none."""
+    role = _find_role(account_id, region, role_name)
+    return None if role is None else posix_seconds(role.create_date)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,8 @@ pub mod reason {
     pub const IRSA_ROLE_TAKES_PRECEDENCE: &str = "IRSARoleTakesPrecedence";
     pub const POLICY_NOT_FOUND: &str = "PolicyNotFound";
     pub const ACCESS_DENIED: &str = "AccessDenied";
+    pub const LIMIT_EXCEEDED: &str = "LimitExceeded";
+    pub const AWS_REFUSED_POLICY: &str = "MalformedPolicyDocument";
     pub const AWS_ERROR: &str = "AWSError";
     pub const KUBERNETES_ERROR: &str = "KubernetesError";
     pub const DELETING: &str = "Deleting";

@@ -91,6 +91,11 @@ pub struct PodIdentityBindingStatus {
     pub association_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub association_arn: Option<String>,
+    /// What the last successful sync was asked to make (spec, guardrails,
+    /// flags, operator version), as a fingerprint: after a restart an
+    /// object whose fingerprint still matches is not read from AWS at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_fingerprint: Option<String>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

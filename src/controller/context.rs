@@ -8,6 +8,7 @@ use kube::runtime::reflector::Store;
 use tokio::sync::watch;
 
 use super::backoff::Backoff;
+use super::first_check::FirstChecks;
 use crate::api::{IamServiceAccount, PodIdentityBinding};
 use crate::aws::{Eks, Iam};
 use crate::config::Settings;
@@ -24,7 +25,10 @@ pub struct Context {
     pub guardrails: watch::Receiver<Arc<Guardrails>>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Failures retrying may fix, and refusals, counted apart.
     pub backoff: Backoff,
+    pub refused: Backoff,
+    pub first_checks: FirstChecks,
     /// Every IamServiceAccount, to find which one owns a ServiceAccount;
     /// filled once the controller exists (it owns the reflector).
     pub iam_service_accounts: OnceLock<Store<IamServiceAccount>>,
@@ -54,8 +58,10 @@ impl Context {
             eks,
             guardrails,
             metrics,
+            first_checks: FirstChecks::new(settings.resync),
             settings,
             backoff: Backoff::default(),
+            refused: Backoff::default(),
             iam_service_accounts: OnceLock::new(),
             pod_identity_bindings: OnceLock::new(),
             cluster_found: OnceLock::new(),

@@ -3,11 +3,9 @@
 //! that failed. Each maps to one `Ready` reason and says whether retrying
 //! soon may help.
 
-use std::time::Duration;
-
 use crate::api::conditions::reason;
 use crate::aws::{AwsError, AwsErrorKind};
-use crate::policy::refusal::{Refusal, TERMINAL_REQUEUE};
+use crate::policy::refusal::{Refusal, Retry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -37,6 +35,8 @@ impl Error {
             Error::Aws(e) => match (e.kind, e.code.as_str()) {
                 (_, "DeleteConflict") => reason::DELETE_CONFLICT,
                 (AwsErrorKind::AccessDenied, _) => reason::ACCESS_DENIED,
+                (_, "MalformedPolicyDocument") => reason::AWS_REFUSED_POLICY,
+                (AwsErrorKind::Limit, _) => reason::LIMIT_EXCEEDED,
                 (AwsErrorKind::NotFound, _) if e.operation == "AttachRolePolicy" => {
                     reason::POLICY_NOT_FOUND
                 }
@@ -79,10 +79,10 @@ impl Error {
     }
 
     /// For errors that are not transient: when to look again.
-    pub fn requeue_after(&self) -> Duration {
+    pub fn retry(&self) -> Retry {
         match self {
-            Error::Refused(refusal) => refusal.requeue_after(),
-            _ => TERMINAL_REQUEUE,
+            Error::Refused(refusal) => refusal.retry(),
+            _ => Retry::Terminal,
         }
     }
 }
@@ -116,6 +116,14 @@ mod tests {
             reason::POLICY_NOT_FOUND
         );
         assert_eq!(aws("GetRole", "ServiceFailure").reason(), reason::AWS_ERROR);
+        assert_eq!(
+            aws("PutRolePolicy", "MalformedPolicyDocument").reason(),
+            reason::AWS_REFUSED_POLICY
+        );
+        assert_eq!(
+            aws("AttachRolePolicy", "LimitExceeded").reason(),
+            reason::LIMIT_EXCEEDED
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The one executor of plans, for both kinds: runs the steps in order, stops
 //! at the first failure, and publishes one Event per step that changed
-//! something. The only rule of its own is IAM propagation: EKS refusing a
-//! role made moments ago is waiting, not failure.
+//! something. Its only rules of its own are IAM propagation: EKS refusing a
+//! role made moments ago, or IAM creating a role it has just said is absent,
+//! is waiting, not failure.
 
 use std::time::{Duration, SystemTime};
 
@@ -127,8 +128,19 @@ async fn aws_step(
 ) -> Result<Option<ObservedAssociation>, Error> {
     match step {
         Step::Role { role, action } => {
-            iam.apply_role(role, action).await?;
-            if matches!(action, RoleAction::CreateRole(_)) {
+            let creating = matches!(action, RoleAction::CreateRole(_));
+            match iam.apply_role(role, action).await {
+                Ok(_) => {}
+                // The plan creates a role only when IAM just said it does
+                // not exist: one that exists after all was made moments ago
+                // (by us, before a crash or a retry) and IAM's reads lag.
+                // The next look judges it, ownership included.
+                Err(e) if creating && e.code == "EntityAlreadyExists" => {
+                    return Err(Refusal::IamCatchingUp { role: role.clone() }.into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if creating {
                 *created_now = Some(SystemTime::now());
             }
             Ok(None)

@@ -2,6 +2,7 @@
 //! OIDC provider, the ServiceAccount and a role someone else put on it,
 //! rival claims); desire and plan are `crate::policy::irsa_plan`'s.
 
+use k8s_openapi::api::core::v1::ServiceAccount;
 use std::sync::OnceLock;
 
 use kube::Resource;
@@ -38,6 +39,15 @@ impl ManagedKind for IamServiceAccount {
 
     fn current_status(&self) -> IamServiceAccountStatus {
         self.status.clone().unwrap_or_default()
+    }
+
+    fn service_account_agrees(&self, service_account: &ServiceAccount) -> bool {
+        let annotated = service_account
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::policy::service_account_plan::ROLE_ARN));
+        annotated.is_some() && annotated == self.current_status().role_arn.as_ref()
     }
 
     fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<DesiredIrsa, Refusal> {

@@ -2,6 +2,7 @@
 //! desire and plan, its reads; what its status must offer the one status
 //! writer; and what the executor hands back.
 
+use k8s_openapi::api::core::v1::ServiceAccount;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::OnceLock;
@@ -34,7 +35,7 @@ pub trait ManagedKind:
     + 'static
 {
     const KIND: &'static str;
-    type Desired: Send + Sync;
+    type Desired: Send + Sync + Debug;
     type Observed: Send + Sync;
     type Status: ReadyStatus;
 
@@ -45,6 +46,10 @@ pub trait ManagedKind:
     fn store(ctx: &Context) -> &OnceLock<Store<Self>>;
 
     fn current_status(&self) -> Self::Status;
+
+    /// Whether the ServiceAccount still shows what the last sync left on
+    /// it (read after a restart, before trusting the status).
+    fn service_account_agrees(&self, service_account: &ServiceAccount) -> bool;
 
     /// Pure: what the spec and the operator's configuration ask for.
     fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<Self::Desired, Refusal>;
@@ -81,6 +86,8 @@ pub trait ReadyStatus: Serialize + Clone + Default + PartialEq + Send + Sync {
     fn set_conditions(&mut self, observed_generation: Option<i64>, conditions: Vec<Condition>);
     /// The role the object's status names.
     fn role_name(&self) -> Option<&str>;
+    fn synced_fingerprint(&self) -> Option<&str>;
+    fn set_synced_fingerprint(&mut self, fingerprint: String);
     /// What the executor learned that the plan could not know.
     fn learn(&mut self, _executed: &Executed) {}
 }
@@ -108,6 +115,14 @@ macro_rules! ready_status_fields {
 
         fn role_name(&self) -> Option<&str> {
             self.role_name.as_deref()
+        }
+
+        fn synced_fingerprint(&self) -> Option<&str> {
+            self.synced_fingerprint.as_deref()
+        }
+
+        fn set_synced_fingerprint(&mut self, fingerprint: String) {
+            self.synced_fingerprint = Some(fingerprint);
         }
     };
 }

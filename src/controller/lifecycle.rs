@@ -15,14 +15,19 @@ use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watc
 use kube::{Api, Resource, ResourceExt};
 use tracing::Instrument;
 
+use super::backoff::{Schedule, TRANSIENT};
 use super::execute::execute;
+use super::first_check::{Decision, fingerprint};
 use super::guardrails_file;
 use super::kind::{ManagedKind, ReadyStatus, object_key};
 use super::observe::{namespace_labels, rivals, subject_of};
 use super::status::{self, Outcome};
 use super::{Context, Error, FINALIZER};
+use crate::api::conditions::{READY, find, reason};
 use crate::health::Readiness;
-use crate::policy::plan::{RECORDED_ROLES, RECORDED_SERVICE_ACCOUNTS};
+use crate::policy::desire::Defaults;
+use crate::policy::plan::{RECORDED_ROLES, RECORDED_SERVICE_ACCOUNTS, Subject};
+use crate::policy::refusal::Refusal;
 
 /// Runs the controller of `K` until shutdown.
 pub async fn run<K: ManagedKind>(
@@ -52,7 +57,11 @@ pub async fn run<K: ManagedKind>(
         );
     let _ = K::store(&ctx).set(store.clone());
     let rivals = store.clone();
-    let guardrail_changes = guardrails_file::changes(ctx.guardrails.clone());
+    let judge_again = ctx.clone();
+    let guardrail_changes = guardrails_file::changes(ctx.guardrails.clone()).map(move |()| {
+        // A status in sync under the old guardrails proves nothing now.
+        judge_again.first_checks.check_all_now();
+    });
     Controller::for_stream(changes, store.clone())
         .with_config(
             controller::Config::default().concurrency(ctx.settings.max_concurrent_reconciles),
@@ -65,7 +74,8 @@ pub async fn run<K: ManagedKind>(
         })
         // An object that starts claiming a ServiceAccount may take it from a
         // younger claimant, which looks again at once. (One that stops
-        // claiming frees it for the losers at their next 30 s re-check.)
+        // claiming frees it for the losers at their next re-check: 30 s,
+        // growing to 10 minutes.)
         .watches(api, watcher::Config::default(), move |obj: K| {
             rival_claims(&rivals, &obj)
         })
@@ -129,12 +139,14 @@ fn rival_claims<K: ManagedKind>(store: &Store<K>, obj: &K) -> Vec<ObjectRef<K>> 
         .collect()
 }
 
+/// Per object, not per name: one deleted and made again starts afresh.
 fn backoff_key<K: ManagedKind>(obj: &K) -> String {
     format!(
-        "{}/{}/{}",
+        "{}/{}/{}/{}",
         K::KIND,
         obj.namespace().unwrap_or_default(),
-        obj.name_any()
+        obj.name_any(),
+        obj.uid().unwrap_or_default()
     )
 }
 
@@ -144,6 +156,9 @@ async fn reconcile<K: ManagedKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     // object being deleted is still cleaned up, so nothing leaks in AWS.
     if !ctx.settings.watches(&namespace) && obj.meta().deletion_timestamp.is_none() {
         return Ok(Action::await_change());
+    }
+    if let Some(action) = first_check_later(obj.as_ref(), &ctx).await {
+        return Ok(action);
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     let started = std::time::Instant::now();
@@ -165,40 +180,149 @@ async fn reconcile<K: ManagedKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     });
     let failure = outcome.as_ref().err().map(Error::reason);
     ctx.metrics.reconciled(K::KIND, started.elapsed(), failure);
+    let key = backoff_key(obj.as_ref());
     match outcome {
         Ok(action) => {
-            ctx.backoff.reset(&backoff_key(obj.as_ref()));
+            ctx.backoff.reset(&key);
+            ctx.refused.reset(&key);
             Ok(action)
         }
-        Err(e) if !e.is_transient() => Ok(Action::requeue(e.requeue_after())),
+        Err(e) if !e.is_transient() => {
+            let schedule = Schedule::for_retry(e.retry(), ctx.settings.terminal_retry);
+            let delay = ctx
+                .refused
+                .next_delay(&key, obj.meta().generation, schedule);
+            tracing::info!(reason = e.reason(), retry_in = ?delay, "not retrying before");
+            Ok(Action::requeue(delay))
+        }
         Err(e) => Err(e),
     }
+}
+
+/// `Some` when this is the operator's first look at an object in sync since
+/// it started, and that look is spread over the resync period
+/// (`first_check`); costs a ServiceAccount read (and a Namespace read when
+/// the guardrails select namespaces by label), no AWS call.
+async fn first_check_later<K: ManagedKind>(obj: &K, ctx: &Context) -> Option<Action> {
+    let key = backoff_key(obj);
+    if ctx.first_checks.checked(&key) {
+        return None;
+    }
+    let generation = obj.meta().generation;
+    let in_sync = ready_at_its_generation(obj)
+        && obj.meta().deletion_timestamp.is_none()
+        && obj.finalizers().iter().any(|f| f == FINALIZER)
+        && ctx.settings.watches(&obj.namespace().unwrap_or_default())
+        && asked_the_same(obj, ctx).await
+        && service_account_agrees(obj, ctx).await;
+    let uid = obj.uid().unwrap_or_default();
+    match ctx
+        .first_checks
+        .decide(&key, &uid, generation, in_sync, std::time::Instant::now())
+    {
+        Decision::Check => None,
+        Decision::Defer(wait) => {
+            ctx.metrics
+                .ready_state(K::KIND, object_key(obj), Some(true));
+            Some(Action::requeue(wait))
+        }
+    }
+}
+
+/// The status says Ready for the spec as it is now.
+fn ready_at_its_generation<K: ManagedKind>(obj: &K) -> bool {
+    let status = obj.current_status();
+    status.observed_generation() == obj.meta().generation
+        && find(status.conditions(), READY).is_some_and(|c| c.status == "True")
+}
+
+/// Throttling, a 5xx or a timeout while only reading, or IAM's reads
+/// lagging behind a role that exists, say nothing about an object Ready at
+/// its generation: it stays Ready while the check is retried, for a few
+/// attempts (about half a minute of backoff; a few minutes for IAM's lag).
+/// Past those, a failure while writing (drift being repaired), or anything
+/// else, is reported.
+fn worth_reporting<K: ManagedKind>(
+    obj: &K,
+    ctx: &Context,
+    error: &Error,
+    while_reading: bool,
+    deleting: bool,
+) -> bool {
+    const QUIET_ATTEMPTS: u32 = 5;
+    let key = backoff_key(obj);
+    let quiet = match error {
+        Error::Refused(Refusal::IamCatchingUp { .. }) => {
+            ctx.refused.failures(&key) < QUIET_ATTEMPTS
+        }
+        _ if error.is_transient() && while_reading => ctx.backoff.failures(&key) < QUIET_ATTEMPTS,
+        _ => false,
+    };
+    deleting || !quiet || !ready_at_its_generation(obj)
+}
+
+/// Whether the spec, under the guardrails and flags in force now, asks for
+/// what the last successful sync made (a restart after a Helm upgrade that
+/// changed them is not one to trust the status over).
+async fn asked_the_same<K: ManagedKind>(obj: &K, ctx: &Context) -> bool {
+    let Some(synced) = obj
+        .current_status()
+        .synced_fingerprint()
+        .map(str::to_string)
+    else {
+        return false;
+    };
+    let defaults = ctx.defaults();
+    let Ok(subject) = subject_judged(obj, ctx, &defaults, true).await else {
+        return false;
+    };
+    obj.desire(&subject, &defaults)
+        .is_ok_and(|desired| fingerprint(&desired) == synced)
+}
+
+async fn service_account_agrees<K: ManagedKind>(obj: &K, ctx: &Context) -> bool {
+    let api: Api<ServiceAccount> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    match api.get_opt(&obj.service_account_name()).await {
+        Ok(Some(sa)) => obj.service_account_agrees(&sa),
+        _ => false,
+    }
+}
+
+/// The object's subject, with its namespace's labels when the guardrails
+/// grant by label and `judging` (desire needs them; cleanup does not).
+async fn subject_judged<K: ManagedKind>(
+    obj: &K,
+    ctx: &Context,
+    defaults: &Defaults,
+    judging: bool,
+) -> Result<Subject, Error> {
+    let mut subject = subject_of(obj, ctx);
+    if judging && defaults.guardrails.selects_by_labels() {
+        subject.namespace_labels = Some(namespace_labels(ctx, &subject.owner.namespace).await?);
+    }
+    Ok(subject)
 }
 
 /// Observe, plan, execute, report: the same four steps for both kinds, for
 /// apply and for cleanup.
 async fn sync<K: ManagedKind>(obj: &K, ctx: &Context, deleting: bool) -> Result<Action, Error> {
-    let mut subject = subject_of(obj, ctx);
     let defaults = ctx.defaults();
-    if !deleting && defaults.guardrails.selects_by_labels() {
-        match namespace_labels(ctx, &subject.owner.namespace).await {
-            Ok(labels) => subject.namespace_labels = Some(labels),
-            Err(e) => {
-                let _ = report(
-                    obj,
-                    ctx,
-                    obj.current_status(),
-                    Outcome::failed(&e, e.to_string()),
-                )
-                .await;
-                return Err(e);
+    let subject = match subject_judged(obj, ctx, &defaults, !deleting).await {
+        Ok(subject) => subject,
+        Err(e) => {
+            if worth_reporting(obj, ctx, &e, true, deleting) {
+                let outcome = Outcome::failed(&e, e.to_string());
+                let _ = report(obj, ctx, obj.current_status(), outcome).await;
             }
+            return Err(e);
         }
-    }
+    };
     let desired = obj.desire(&subject, &defaults);
     let observed = obj
         .observe(ctx, &defaults, subject, desired.as_ref().ok(), deleting)
         .await;
+    let failed_reading = observed.is_err();
     let result = match observed {
         Ok(observed) => {
             let plan = match deleting {
@@ -219,11 +343,15 @@ async fn sync<K: ManagedKind>(obj: &K, ctx: &Context, deleting: bool) -> Result<
     match result {
         Ok((_, _)) if deleting => {
             ctx.metrics.forget(K::KIND, object_key(obj));
+            ctx.first_checks.forget(&backoff_key(obj));
             Ok(Action::await_change())
         }
         Ok((plan, executed)) => {
             let mut status = plan.status;
             status.learn(&executed);
+            if let (Ok(_), Ok(desired)) = (&plan.verdict, &desired) {
+                status.set_synced_fingerprint(fingerprint(desired));
+            }
             let outcome = match &plan.verdict {
                 Ok(message) => Outcome::synced(message.clone()),
                 Err(refusal) => {
@@ -242,16 +370,38 @@ async fn sync<K: ManagedKind>(obj: &K, ctx: &Context, deleting: bool) -> Result<
         }
         Err(e) => {
             let message = match deleting {
-                true => format!("deleting: {e}"),
+                true => deleting_message(obj, &e),
                 false => e.to_string(),
             };
-            let outcome = Outcome::failed(&e, message);
-            // The failure is what matters; a status that cannot be written
-            // is retried with it.
-            let _ = report(obj, ctx, obj.current_status(), outcome).await;
+            if worth_reporting(obj, ctx, &e, failed_reading, deleting) {
+                let outcome = Outcome::failed(&e, message);
+                // The failure is what matters; a status that cannot be
+                // written is retried with it.
+                let _ = report(obj, ctx, obj.current_status(), outcome).await;
+            }
             Err(e)
         }
     }
+}
+
+/// Why the finalizer is still there, and what lets the deletion finish.
+fn deleting_message<K: ManagedKind>(obj: &K, error: &Error) -> String {
+    let status = obj.current_status();
+    let role = status.role_name().unwrap_or("<role>");
+    let what_to_do = match error.reason() {
+        reason::DELETE_CONFLICT => format!(
+            " Something outside the operator still holds {role} (an instance profile: aws iam \
+             list-instance-profiles-for-role --role-name {role}); remove it there and the \
+             deletion finishes by itself, or set spec.deletionPolicy: Retain to leave the role."
+        ),
+        reason::ACCESS_DENIED => " Grant the operator that action (its policy: iam-operator \
+             --print-aws-policy) and the deletion finishes at the next retry, or set \
+             spec.deletionPolicy: Retain to leave everything in AWS."
+            .to_string(),
+        _ => String::new(),
+    };
+    let error = error.to_string();
+    format!("deleting: {}.{what_to_do}", error.trim_end_matches('.'))
 }
 
 async fn report<K: ManagedKind>(
@@ -264,7 +414,9 @@ async fn report<K: ManagedKind>(
 }
 
 fn error_policy<K: ManagedKind>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff.next_delay(&backoff_key(obj.as_ref()));
+    let delay =
+        ctx.backoff
+            .next_delay(&backoff_key(obj.as_ref()), obj.meta().generation, TRANSIENT);
     tracing::warn!(error = %error, label = error.metric_label(), retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
@@ -273,18 +425,51 @@ fn error_policy<K: ManagedKind>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -
 /// object: objects created together (a Git sync, a restart) spread their
 /// drift reads over the period instead of all coming due at once.
 fn with_jitter(period: std::time::Duration, uid: &str) -> std::time::Duration {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    uid.hash(&mut hasher);
-    let fraction = (hasher.finish() % 1000) as f64 / 10_000.0;
-    period + period.mul_f64(fraction)
+    period + super::first_check::spread(period / 10, uid)
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use super::with_jitter;
+    use super::{deleting_message, with_jitter};
+    use crate::api::{IamServiceAccount, IamServiceAccountSpec, IamServiceAccountStatus};
+    use crate::aws::error::{AwsError, classify};
+    use crate::controller::Error;
+
+    fn refused_deletion(code: &str, message: &str) -> String {
+        let mut obj = IamServiceAccount::new("web", IamServiceAccountSpec::default());
+        obj.status = Some(IamServiceAccountStatus {
+            role_name: Some("web-role".into()),
+            ..Default::default()
+        });
+        let error = Error::Aws(AwsError {
+            operation: "DeleteRole",
+            kind: classify(code),
+            code: code.into(),
+            message: message.into(),
+        });
+        deleting_message(&obj, &error)
+    }
+
+    #[test]
+    fn a_stuck_deletion_says_what_holds_it_and_how_to_finish() {
+        let conflict = refused_deletion(
+            "DeleteConflict",
+            "Cannot delete entity, must remove roles from instance profile first.",
+        );
+        assert!(conflict.starts_with("deleting: AWS DeleteRole: DeleteConflict: Cannot delete"));
+        assert!(!conflict.contains(".."), "{conflict}");
+        assert!(conflict.contains("--role-name web-role"), "{conflict}");
+        assert!(conflict.contains("deletionPolicy: Retain"), "{conflict}");
+        let denied = refused_deletion("AccessDenied", "not authorized to perform iam:DeleteRole");
+        assert!(denied.contains("--print-aws-policy"), "{denied}");
+        let other = refused_deletion("ServiceFailure", "try later");
+        assert_eq!(
+            other,
+            "deleting: AWS DeleteRole: ServiceFailure: try later."
+        );
+    }
 
     #[test]
     fn resyncs_spread_over_a_tenth_of_the_period_fixed_per_object() {

@@ -8,6 +8,7 @@ pub mod context;
 pub mod error;
 pub mod events;
 pub mod execute;
+pub mod first_check;
 pub mod guardrails_file;
 pub mod iam_service_account;
 pub mod kind;

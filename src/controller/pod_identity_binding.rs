@@ -3,6 +3,7 @@
 //! of every ServiceAccount it may have used, the IRSA annotation, rival
 //! claims); desire and plan are `crate::policy::binding_plan`'s.
 
+use k8s_openapi::api::core::v1::ServiceAccount;
 use std::sync::OnceLock;
 
 use kube::runtime::reflector::Store;
@@ -39,6 +40,12 @@ impl ManagedKind for PodIdentityBinding {
 
     fn current_status(&self) -> PodIdentityBindingStatus {
         self.status.clone().unwrap_or_default()
+    }
+
+    /// EKS, not the ServiceAccount, carries the binding; it only has to
+    /// exist.
+    fn service_account_agrees(&self, _service_account: &ServiceAccount) -> bool {
+        true
     }
 
     fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<DesiredBinding, Refusal> {

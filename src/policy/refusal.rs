@@ -14,9 +14,17 @@ use crate::api::conditions::reason;
 /// How soon to look again at something that fixes itself (a provider being
 /// created, a ServiceAccount being applied by the same Git sync).
 pub const WAITING_REQUEUE: Duration = Duration::from_secs(30);
-/// How soon to look again at something only a person can fix: slow, but not
-/// never, so a fix made outside Kubernetes (in IAM) is noticed.
-pub const TERMINAL_REQUEUE: Duration = Duration::from_secs(300);
+
+/// When to look at a refused object again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Something that fixes itself: look again this soon.
+    Soon(Duration),
+    /// Something only a person can fix: slowly, backing off (the
+    /// controller's terminal schedule), but not never, so a fix made outside
+    /// Kubernetes (in IAM) is noticed; a spec change is tried at once.
+    Terminal,
+}
 /// How soon to try again while IAM propagates a new role to EKS, which
 /// usually takes seconds.
 pub const PROPAGATION_REQUEUE: Duration = Duration::from_secs(5);
@@ -165,6 +173,13 @@ pub enum Refusal {
     WaitingForPropagation { role_arn: String, detail: String },
 
     #[error(
+        "IAM answered that role {role} does not exist, then that it does: it was made moments \
+         ago and IAM's reads have not caught up yet (IAM is eventually consistent); the operator \
+         looks again shortly"
+    )]
+    IamCatchingUp { role: String },
+
+    #[error(
         "EKS cluster {cluster} was not found in region {region} ({detail}); Pod Identity \
          associations live in the cluster. Check the operator's --cluster-name and AWS region"
     )]
@@ -214,7 +229,9 @@ impl Refusal {
             Refusal::BorrowedRole { .. } => reason::BORROWED_ROLE,
             Refusal::RoleDoesNotTrustPodIdentity { .. } => reason::ROLE_DOES_NOT_TRUST_POD_IDENTITY,
             Refusal::AssociationConflict(_) => reason::ASSOCIATION_CONFLICT,
-            Refusal::WaitingForPropagation { .. } => reason::WAITING_FOR_PROPAGATION,
+            Refusal::WaitingForPropagation { .. } | Refusal::IamCatchingUp { .. } => {
+                reason::WAITING_FOR_PROPAGATION
+            }
             Refusal::ClusterNotFound { .. } => reason::CLUSTER_NOT_FOUND,
             Refusal::IrsaRoleTakesPrecedence { .. } => reason::IRSA_ROLE_TAKES_PRECEDENCE,
         }
@@ -241,6 +258,7 @@ impl Refusal {
             Refusal::RoleDoesNotTrustPodIdentity { .. } => "role_does_not_trust_pod_identity",
             Refusal::AssociationConflict(_) => "association_conflict",
             Refusal::WaitingForPropagation { .. } => "waiting_for_propagation",
+            Refusal::IamCatchingUp { .. } => "iam_catching_up",
             Refusal::ClusterNotFound { .. } => "cluster_not_found",
             Refusal::IrsaRoleTakesPrecedence { .. } => "irsa_role_takes_precedence",
         }
@@ -251,12 +269,14 @@ impl Refusal {
     pub fn is_waiting(&self) -> bool {
         matches!(
             self,
-            Refusal::WaitingForPropagation { .. } | Refusal::ServiceAccountNotFound { .. }
+            Refusal::WaitingForPropagation { .. }
+                | Refusal::IamCatchingUp { .. }
+                | Refusal::ServiceAccountNotFound { .. }
         )
     }
 
     /// When to look again.
-    pub fn requeue_after(&self) -> Duration {
+    pub fn retry(&self) -> Retry {
         match self {
             Refusal::OidcProviderNotFound { .. }
             | Refusal::AudienceNotAllowed { .. }
@@ -267,15 +287,17 @@ impl Refusal {
             | Refusal::ServiceAccountConflict { .. }
             | Refusal::RoleNotFound { .. }
             | Refusal::RoleDoesNotTrustPodIdentity { .. }
-            | Refusal::AssociationConflict(_) => WAITING_REQUEUE,
-            Refusal::WaitingForPropagation { .. } => PROPAGATION_REQUEUE,
+            | Refusal::AssociationConflict(_) => Retry::Soon(WAITING_REQUEUE),
+            Refusal::WaitingForPropagation { .. } | Refusal::IamCatchingUp { .. } => {
+                Retry::Soon(PROPAGATION_REQUEUE)
+            }
             Refusal::InvalidSpec(_)
             | Refusal::InvalidPolicy { .. }
             | Refusal::GuardrailViolation { .. }
             | Refusal::BorrowedRole { .. }
             | Refusal::RoleNotOwned(_)
             | Refusal::ClusterNotFound { .. }
-            | Refusal::IrsaRoleTakesPrecedence { .. } => TERMINAL_REQUEUE,
+            | Refusal::IrsaRoleTakesPrecedence { .. } => Retry::Terminal,
         }
     }
 }
@@ -304,7 +326,7 @@ mod tests {
         };
         assert!(e.to_string().contains("Incorrect token audience"));
         assert!(e.to_string().contains("sts.amazon.com"));
-        assert_eq!(e.requeue_after(), WAITING_REQUEUE);
+        assert_eq!(e.retry(), Retry::Soon(WAITING_REQUEUE));
         let e = Refusal::ServiceAccountAudienceMismatch {
             service_account: "web".into(),
             found: "sts.amazon.com".into(),
@@ -321,7 +343,7 @@ mod tests {
             detail: "d".into(),
         };
         assert!(propagation.is_waiting());
-        assert_eq!(propagation.requeue_after(), PROPAGATION_REQUEUE);
+        assert_eq!(propagation.retry(), Retry::Soon(PROPAGATION_REQUEUE));
         assert!(
             Refusal::ServiceAccountNotFound {
                 service_account: "a".into(),
@@ -331,8 +353,8 @@ mod tests {
         );
         assert!(!Refusal::InvalidSpec(InvalidSpec(vec!["x".into()])).is_waiting());
         assert_eq!(
-            Refusal::InvalidSpec(InvalidSpec(vec![])).requeue_after(),
-            TERMINAL_REQUEUE
+            Refusal::InvalidSpec(InvalidSpec(vec![])).retry(),
+            Retry::Terminal
         );
     }
 }

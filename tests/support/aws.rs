@@ -28,6 +28,24 @@ pub async fn role_exists(iam: &aws_sdk_iam::Client, name: &str) -> bool {
     }
 }
 
+/// Deletes a role as someone outside the operator would, its managed
+/// policies detached first (IAM refuses to delete a role that has any).
+pub async fn delete_role_by_hand(iam: &aws_sdk_iam::Client, name: &str) {
+    for arn in attached(iam, name).await {
+        iam.detach_role_policy()
+            .role_name(name)
+            .policy_arn(arn)
+            .send()
+            .await
+            .expect("DetachRolePolicy");
+    }
+    iam.delete_role()
+        .role_name(name)
+        .send()
+        .await
+        .expect("DeleteRole");
+}
+
 /// The managed policy ARNs attached to `role`.
 pub async fn attached(iam: &aws_sdk_iam::Client, role: &str) -> BTreeSet<String> {
     iam.list_attached_role_policies()

@@ -26,7 +26,13 @@ pub const E2E_ENV: &str = "IAM_OPERATOR_E2E";
 pub struct Harness {
     pub dir: PathBuf,
     pub kubeconfig: PathBuf,
+    /// A TokenRequest token of the ServiceAccount config/base (the chart's
+    /// default rendering) installs, bound by its RBAC and nothing else.
     pub operator_kubeconfig: PathBuf,
+    /// How the operator's requests appear in the audit log.
+    pub operator_user: String,
+    /// The namespace of that ServiceAccount, where its Lease may live.
+    pub operator_namespace: String,
     pub kubectl: PathBuf,
     /// The apiserver's audit log (one JSON event per request).
     pub audit_log: PathBuf,
@@ -69,6 +75,23 @@ pub fn harness_tools(command: &str) -> Value {
     );
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("e2e/harness.py {command} prints JSON: {e}"))
+}
+
+/// Prints a measured figure and, in the test command, keeps it for the
+/// summary it prints after the run (a passing test's output is hidden).
+pub fn figure(line: &str) {
+    println!("{line}");
+    if let Some(dir) = std::env::var_os(operator::POLICY_PROOF_DIR_ENV) {
+        use std::io::Write;
+        let _ = std::fs::create_dir_all(&dir);
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(Path::new(&dir).join("figures.txt"))
+        {
+            let _ = writeln!(file, "{line}");
+        }
+    }
 }
 
 /// An IamServiceAccount manifest: `spec_lines` indented under `spec:`.
@@ -234,6 +257,9 @@ pub struct Call {
     /// When the emulator received it (seconds since the epoch).
     #[serde(default)]
     pub time: f64,
+    /// Whose call it was: each operator launch signs with its own key.
+    #[serde(default, rename = "accessKeyId")]
+    pub access_key: Option<String>,
 }
 
 impl Emulator {
@@ -277,6 +303,14 @@ impl Emulator {
             .as_array()
             .map(|rules| rules.iter().filter_map(|r| r["fired"].as_u64()).collect())
             .unwrap_or_default()
+    }
+
+    /// Makes IAM's own reads of a new role answer NoSuchEntity for `ms`
+    /// milliseconds after it was created, as IAM's eventual consistency may.
+    pub fn set_iam_read_lag(&self, ms: u64) {
+        ureq::put(format!("{}/_emulator/propagation", self.url))
+            .send_json(serde_json::json!({ "roleVisibleToIamAfterMs": ms }))
+            .expect("PUT propagation");
     }
 
     /// Makes a new IAM role invisible to EKS for `ms` milliseconds, as IAM

@@ -1,5 +1,7 @@
-//! The operator binary, run against the harness as the unprivileged user
-//! e2e/rbac.yaml binds the chart's rules to.
+//! The operator binary, run against the harness with the credentials of the
+//! ServiceAccount the chart's default rendering installs (the harness
+//! applies config/base and mints a token), so a missing RBAC rule fails a
+//! test.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +12,7 @@ use super::{Harness, repo_dir};
 
 static OPERATOR: OnceLock<Mutex<Option<Child>>> = OnceLock::new();
 
-/// CRDs and RBAC applied, and one operator running for this test binary.
+/// CRDs applied, and one operator running for this test binary.
 pub fn ensure_operator(h: &Harness, extra_args: &[&str]) {
     OPERATOR.get_or_init(|| {
         install(h);
@@ -37,20 +39,14 @@ fn spawn_from_long_lived_thread(command: Command) -> Child {
         .expect("start the operator")
 }
 
+/// The CRDs; the harness has installed the operator's RBAC already.
 pub fn install(h: &Harness) {
     let crds = repo_dir().join("crds");
-    let rbac = repo_dir().join("e2e/rbac.yaml");
     h.kubectl(&[
         "apply",
         "--server-side",
         "-f",
         crds.to_str().expect("utf-8 path"),
-    ]);
-    h.kubectl(&[
-        "apply",
-        "--server-side",
-        "-f",
-        rbac.to_str().expect("utf-8 path"),
     ]);
     h.kubectl(&[
         "wait",
@@ -68,7 +64,20 @@ pub fn start(h: &Harness, extra_args: &[&str]) -> Child {
 /// An operator for `h`'s apiserver and region whose AWS is the emulator at
 /// `emulator_url` (another harness's, so that two clusters share one account).
 pub fn start_against(h: &Harness, emulator_url: &str, extra_args: &[&str]) -> Child {
-    launch(h, emulator_url, None, extra_args).child
+    launch(h, emulator_url, None, None, extra_args).child
+}
+
+/// Who the operator is in Kubernetes: a kubeconfig and the namespace of
+/// its ServiceAccount (`POD_NAMESPACE`).
+pub struct Identity<'a> {
+    pub kubeconfig: &'a std::path::Path,
+    pub namespace: &'a str,
+}
+
+/// An operator with other Kubernetes credentials than the harness's
+/// install (another rendering of the chart).
+pub fn start_with_identity(h: &Harness, identity: &Identity, extra_args: &[&str]) -> Launched {
+    launch(h, &h.emulator_url, None, Some(identity), extra_args)
 }
 
 /// An operator started with what tells its acts from another's.
@@ -83,15 +92,21 @@ pub struct Launched {
 
 /// An operator whose `POD_NAME` is `pod_name`, on `h`'s emulator.
 pub fn start_as(h: &Harness, pod_name: &str, extra_args: &[&str]) -> Launched {
-    launch(h, &h.emulator_url, Some(pod_name), extra_args)
+    launch(h, &h.emulator_url, Some(pod_name), None, extra_args)
 }
 
 fn launch(
     h: &Harness,
     emulator_url: &str,
     pod_name: Option<&str>,
+    identity: Option<&Identity>,
     extra_args: &[&str],
 ) -> Launched {
+    let installed = Identity {
+        kubeconfig: &h.operator_kubeconfig,
+        namespace: &h.operator_namespace,
+    };
+    let identity = identity.unwrap_or(&installed);
     static STARTED: AtomicUsize = AtomicUsize::new(0);
     let launch = STARTED.fetch_add(1, Ordering::Relaxed);
     let log_path = h.dir.join("logs").join(format!("operator-{launch}.log"));
@@ -122,16 +137,19 @@ fn launch(
             &format!("iam-operator-test-{launch}"),
         ]);
     }
-    // Never the test runner's own (a CI job in a pod has both): the
-    // harness has none of its namespaces, and leases are per launch.
-    command.env_remove("POD_NAMESPACE").env_remove("POD_NAME");
+    // As the chart's Deployment sets it, so the Lease goes where the
+    // chart's Role allows; never the test runner's own (a CI job in a pod
+    // has both).
+    command
+        .env("POD_NAMESPACE", identity.namespace)
+        .env_remove("POD_NAME");
     if let Some(pod_name) = pod_name {
         command.env("POD_NAME", pod_name);
     }
     let access_key = record_launch(h, launch, extra_args);
     command
         .args(extra_args)
-        .env("KUBECONFIG", &h.operator_kubeconfig)
+        .env("KUBECONFIG", identity.kubeconfig)
         .env("AWS_ENDPOINT_URL", emulator_url)
         .env("AWS_ACCESS_KEY_ID", &access_key)
         .env("AWS_SECRET_ACCESS_KEY", "testing")

@@ -43,9 +43,8 @@ suffice. */}}
 {{- if eq (len .Values.watchNamespaces) 1 -}}true{{- end -}}
 {{- end -}}
 
-{{- /* The rules on the operator's objects, ServiceAccounts and Events; the
-same as e2e/rbac.yaml. Bound cluster-wide, or in the one watched
-namespace. */}}
+{{- /* The rules on the operator's objects, ServiceAccounts and Events.
+Bound cluster-wide, or in the one watched namespace. */}}
 {{- define "iam-operator.workRules" -}}
 # The operator's own kinds: watched, and patched for finalizers.
 - apiGroups: [iam-operator.io]

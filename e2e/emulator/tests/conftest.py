@@ -117,7 +117,7 @@ def emulator_process():
 
 @pytest.fixture
 def emu(emulator_process) -> Emulator:
-    """The shared emulator with no faults, no IAM propagation delay and an empty call log.
+    """The shared emulator with no faults, no IAM propagation delays and an empty call log.
 
     A full reset costs moto most of a second (IAM re-loads its managed
     policies on the next call), so tests share moto's state and stay apart
@@ -127,7 +127,7 @@ def emu(emulator_process) -> Emulator:
     emulator.ok("DELETE", "/faults")
     emulator.ok("DELETE", "/calls")
     # A test that set a propagation delay and failed must not leak it.
-    emulator.ok("PUT", "/propagation", {"roleVisibleToEksAfterMs": 0})
+    emulator.ok("PUT", "/propagation", {"roleVisibleToEksAfterMs": 0, "roleVisibleToIamAfterMs": 0})
     return emulator
 
 

@@ -123,14 +123,22 @@ def test_reset_forgets_everything(emu: Emulator, cluster, role_arn):
         clusterName=cluster, namespace="ns", serviceAccount="sa", roleArn=role_arn
     )
     emu.ok(
-        "PUT", "/faults", {"rules": [{"service": "eks", "operation": "ListClusters", "fault": "throttle"}]}
+        "PUT",
+        "/faults",
+        {
+            "rules": [
+                {"service": "eks", "operation": "ListClusters", "fault": "throttle"},
+                {"service": "iam", "operation": ["GetRole", "CreateRole"], "fault": "hold", "delayMs": 5000},
+                {"service": "iam", "fault": "error", "code": "AccessDenied", "status": 403, "after": 1},
+            ]
+        },
     )
-    emu.ok("PUT", "/propagation", {"roleVisibleToEksAfterMs": 5000})
+    emu.ok("PUT", "/propagation", {"roleVisibleToEksAfterMs": 5000, "roleVisibleToIamAfterMs": 5000})
 
     emu.ok("POST", "/reset")
 
     assert emu.ok("GET", "/faults")["rules"] == []
-    assert emu.ok("GET", "/propagation") == {"roleVisibleToEksAfterMs": 0}
+    assert emu.ok("GET", "/propagation") == {"roleVisibleToEksAfterMs": 0, "roleVisibleToIamAfterMs": 0}
     assert emu.calls() == []
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_role(RoleName=role_arn.rsplit("/", 1)[1])
@@ -142,11 +150,12 @@ def test_reset_forgets_everything(emu: Emulator, cluster, role_arn):
     emu.ok("POST", "/clusters", {"name": cluster})
     assert eks.list_pod_identity_associations(clusterName=cluster)["associations"] == []
     new_role = make_role(emu, "after-reset")
-    # With the propagation delay gone, a brand-new role is usable at once.
+    # With the propagation delays gone, a brand-new role is usable at once.
     eks.create_pod_identity_association(
         clusterName=cluster, namespace="ns", serviceAccount="sa", roleArn=new_role
     )
     role_name = new_role.rsplit("/", 1)[1]
+    iam.get_role(RoleName=role_name)
     iam.attach_role_policy(RoleName=role_name, PolicyArn=policy["Arn"])
     attached = iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [policy["Arn"]]

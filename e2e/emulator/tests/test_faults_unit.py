@@ -6,9 +6,9 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from emulator.aws_errors import fault_response
+from emulator.aws_errors import error_response, fault_response
 from emulator.classify import classify, match_rest
-from emulator.faults import CallLog, FaultInjector, FaultRule
+from emulator.faults import CallLog, FaultInjector, FaultRule, InjectedError
 
 
 def rule(**raw) -> FaultRule:
@@ -26,6 +26,28 @@ def rule(**raw) -> FaultRule:
         {"fault": "throttle", "count": -1},
         {"fault": "throttle", "service": ""},
         {"fault": "throttle", "colour": "red"},
+        {"fault": "throttle", "after": -1},
+        {"fault": "throttle", "after": 1.0},
+        {"fault": "throttle", "after": True},
+        {"fault": "throttle", "after": None},
+        {"fault": "throttle", "operation": []},
+        {"fault": "throttle", "operation": [""]},
+        {"fault": "throttle", "operation": ["GetRole", None]},
+        {"fault": "throttle", "operation": {"GetRole": 1}},
+        {"fault": "throttle", "operation": ""},
+        {"fault": "hold"},
+        {"fault": "hold", "delayMs": -5},
+        {"fault": "error"},
+        {"fault": "error", "code": ""},
+        {"fault": "error", "code": "Access Denied"},
+        {"fault": "error", "code": 403},
+        {"fault": "error", "code": "X", "status": 399},
+        {"fault": "error", "code": "X", "status": 600},
+        {"fault": "error", "code": "X", "status": "400"},
+        {"fault": "error", "code": "X", "status": True},
+        {"fault": "error", "code": "X", "message": None},
+        {"fault": "delay", "delayMs": 1, "status": 500},
+        {"fault": "throttle", "message": "why"},
         "throttle",
     ],
 )
@@ -41,6 +63,65 @@ def test_rule_defaults_and_matching():
     assert specific.matches("iam", "CreateRole")
     assert not specific.matches("iam", "GetRole")
     assert not specific.matches("sts", "CreateRole")
+
+
+def test_operation_lists():
+    r = rule(service="iam", operation=["GetRole", "ListRoles"], fault="throttle")
+    assert r.matches("iam", "GetRole") and r.matches("iam", "ListRoles")
+    assert not r.matches("iam", "CreateRole") and not r.matches("eks", "GetRole")
+    assert r.to_json()["operation"] == ["GetRole", "ListRoles"]
+    assert rule(operation="GetRole", fault="throttle").to_json()["operation"] == "GetRole"
+    assert rule(operation=["GetRole", "*"], fault="throttle").matches("sts", "Anything")
+
+
+def test_error_rule_fields_and_defaults():
+    r = rule(fault="error", code="AccessDenied")
+    assert r.error == InjectedError("AccessDenied", 400, "Error injected by the e2e emulator")
+    out = rule(fault="error", code="LimitExceeded", status=409, message="").to_json()
+    assert (out["code"], out["status"], out["message"]) == ("LimitExceeded", 409, "")
+    assert "code" not in rule(fault="throttle").to_json()
+
+
+def test_after_lets_the_first_n_matching_requests_pass():
+    injector = FaultInjector()
+    injector.configure([rule(operation="GetRole", fault="throttle", after=2, count=1)])
+    operations = ("GetRole", "ListRoles", "GetRole", "GetRole", "GetRole")
+    outcomes = [injector.decide("iam", op) for op in operations]
+    assert [d.fault if d else None for d in outcomes] == [None, None, None, "throttle", None]
+    (snapshot,) = injector.snapshot()["rules"]
+    assert (snapshot["after"], snapshot["seen"], snapshot["fired"]) == (2, 4, 1)
+
+
+def test_requests_let_through_by_after_draw_nothing_from_the_seed():
+    def run(after):
+        injector = FaultInjector()
+        injector.configure([rule(fault="throttle", rate=0.5, after=after)], seed=11)
+        return [injector.decide("eks", "X") is not None for _ in range(after + 50)]
+
+    assert run(5)[:5] == [False] * 5
+    assert run(5)[5:] == run(0)[:50]
+
+
+def test_every_matching_rule_sees_a_request_an_earlier_one_took():
+    injector = FaultInjector()
+    injector.configure([rule(fault="throttle", count=1), rule(fault="server_error", after=1)])
+    assert [injector.decide("iam", "GetRole").fault for _ in range(2)] == ["throttle", "server_error"]
+    assert [(r["seen"], r["fired"]) for r in injector.snapshot()["rules"]] == [(2, 1), (2, 1)]
+
+
+def test_a_hold_counts_as_fired_only_once_it_begins():
+    injector = FaultInjector()
+    injector.configure([rule(fault="hold", delayMs=10, count=1)])
+    decision = injector.decide("iam", "CreateRole")
+    assert (decision.fault, decision.delay_ms) == ("hold", 10)
+    assert injector.snapshot()["rules"][0]["fired"] == 0
+    # Still counted against `count` meanwhile, so a second request is not held too.
+    assert injector.decide("iam", "CreateRole") is None
+    injector.hold_began(decision)
+    assert injector.snapshot()["rules"][0]["fired"] == 1
+    injector.clear()
+    injector.hold_began(decision)  # a hold outliving its rule is harmless
+    assert injector.snapshot()["rules"] == []
 
 
 def test_count_limits_how_often_a_rule_fires():
@@ -116,6 +197,35 @@ def test_server_errors_per_protocol():
     throttle = fault_response("eks", "throttle")
     assert throttle.status == 429 and ("x-amzn-ErrorType", "ThrottlingException") in throttle.headers
     assert json.loads(throttle.body) == {"message": "Rate exceeded"}
+
+
+@pytest.mark.parametrize(
+    "service,namespace",
+    [
+        ("iam", "https://iam.amazonaws.com/doc/2010-05-08/"),
+        ("sts", "https://sts.amazonaws.com/doc/2011-06-15/"),
+    ],
+)
+def test_query_errors_carry_code_status_and_fault_side(service, namespace):
+    ns = {"a": namespace}
+    client = error_response(service, "AccessDenied", 403, "no <way> & no", cluster_name="ignored")
+    assert client.status == 403
+    root = ET.fromstring(client.body)
+    assert root.findtext("a:Error/a:Type", namespaces=ns) == "Sender"
+    assert root.findtext("a:Error/a:Code", namespaces=ns) == "AccessDenied"
+    assert root.findtext("a:Error/a:Message", namespaces=ns) == "no <way> & no"
+    server = error_response(service, "ServiceUnavailable", 503, "later")
+    assert ET.fromstring(server.body).findtext("a:Error/a:Type", namespaces=ns) == "Receiver"
+
+
+def test_rest_json_errors_name_the_cluster_only_where_the_shape_has_it():
+    denied = error_response("eks", "AccessDeniedException", 403, "no", cluster_name="dev")
+    assert denied.status == 403 and ("x-amzn-ErrorType", "AccessDeniedException") in denied.headers
+    assert json.loads(denied.body) == {"message": "no"}
+    missing = error_response("eks", "ResourceNotFoundException", 404, "gone", cluster_name="dev")
+    assert json.loads(missing.body) == {"message": "gone", "clusterName": "dev"}
+    unnamed = error_response("eks", "InvalidParameterException", 400, "bad")
+    assert json.loads(unnamed.body) == {"message": "bad"}
 
 
 @pytest.mark.parametrize(

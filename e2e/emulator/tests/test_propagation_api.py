@@ -1,4 +1,4 @@
-"""IAM eventual consistency as EKS Pod Identity sees it: /_emulator/propagation."""
+"""IAM eventual consistency, as EKS Pod Identity and as IAM's own reads see it: /_emulator/propagation."""
 
 from __future__ import annotations
 
@@ -29,11 +29,22 @@ def create(eks, cluster: str, role_arn: str, sa: str = "web", **extra) -> dict:
     )["association"]
 
 
+def delays(eks_ms: int, iam_ms: int) -> dict:
+    return {"roleVisibleToEksAfterMs": eks_ms, "roleVisibleToIamAfterMs": iam_ms}
+
+
 def test_default_is_zero_and_round_trips(emu: Emulator):
-    assert emu.ok("GET", "/propagation") == {"roleVisibleToEksAfterMs": 0}
-    assert set_delay(emu, 1500) == {"roleVisibleToEksAfterMs": 1500}
-    assert emu.ok("GET", "/propagation") == {"roleVisibleToEksAfterMs": 1500}
-    assert set_delay(emu, 0) == {"roleVisibleToEksAfterMs": 0}
+    assert emu.ok("GET", "/propagation") == delays(0, 0)
+    assert set_delay(emu, 1500) == delays(1500, 0)
+    assert emu.ok("GET", "/propagation") == delays(1500, 0)
+    assert set_delay(emu, 0) == delays(0, 0)
+
+
+def test_either_or_both_delays_are_set(emu: Emulator):
+    assert emu.ok("PUT", "/propagation", {"roleVisibleToIamAfterMs": 400}) == delays(0, 400)
+    assert set_delay(emu, 900) == delays(900, 400)  # the other one is left as it was
+    assert emu.ok("PUT", "/propagation", delays(1, 2)) == delays(1, 2)
+    assert emu.ok("GET", "/propagation") == delays(1, 2)
 
 
 @pytest.mark.parametrize(
@@ -46,15 +57,21 @@ def test_default_is_zero_and_round_trips(emu: Emulator):
         {"roleVisibleToEksAfterMs": True},
         {"roleVisibleToEksAfterMs": None},
         {"roleVisibleToEksAfterMs": 300, "roleVisibleAfterMs": 300},
+        {"roleVisibleToIamAfterMs": -1},
+        {"roleVisibleToIamAfterMs": "300"},
+        {"roleVisibleToIamAfterMs": None},
+        # One bad value refuses the whole body: the good one is not applied either.
+        {"roleVisibleToEksAfterMs": 1, "roleVisibleToIamAfterMs": 2.5},
+        {"roleVisibleToEksAfterMs": False, "roleVisibleToIamAfterMs": 1},
         [300],
     ],
 )
 def test_bad_input_is_rejected(emu: Emulator, body):
-    set_delay(emu, 700)
+    emu.ok("PUT", "/propagation", delays(700, 800))
     status, headers, raw = emu.http("PUT", "/_emulator/propagation", json.dumps(body))
     assert status == 400 and headers["content-type"] == "application/json"
     assert json.loads(raw)["error"]
-    assert emu.ok("GET", "/propagation") == {"roleVisibleToEksAfterMs": 700}  # unchanged
+    assert emu.ok("GET", "/propagation") == delays(700, 800)  # unchanged
 
 
 def test_malformed_json_and_wrong_method(emu: Emulator):
@@ -109,3 +126,80 @@ def test_zero_turns_it_off(emu: Emulator, eks, cluster):
     set_delay(emu, 0)
     role_arn = make_role(emu, "fresh")
     assert create(eks, cluster, role_arn)["roleArn"] == role_arn
+
+
+# -- IAM's own read-after-create lag ------------------------------------------
+
+
+@pytest.fixture
+def iam(emu: Emulator):
+    return emu.client("iam", retries={"total_max_attempts": 1})
+
+
+def set_iam_delay(emu: Emulator, delay_ms: int) -> dict:
+    return emu.ok("PUT", "/propagation", {"roleVisibleToIamAfterMs": delay_ms})
+
+
+def test_new_role_is_unknown_to_iam_reads_until_the_delay_elapsed(emu: Emulator, iam):
+    set_iam_delay(emu, DELAY_MS)
+    name = make_role(emu, "fresh").rsplit("/", 1)[1]
+    with pytest.raises(iam.exceptions.NoSuchEntityException) as info:
+        iam.get_role(RoleName=name)
+    response = info.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert response["Error"] == {
+        "Type": "Sender",
+        "Code": "NoSuchEntity",
+        "Message": f"The role with name {name} cannot be found.",
+    }
+    (call,) = [c for c in emu.calls() if c["operation"] == "GetRole"]
+    assert (call["status"], call["fault"], call["target"]) == (404, None, name)
+
+    time.sleep(PAST_WINDOW_S)
+    assert iam.get_role(RoleName=name)["Role"]["RoleName"] == name
+
+
+def test_every_role_read_lags_and_names_the_role_as_asked(emu: Emulator, iam):
+    name = make_role(emu, "Fresh").rsplit("/", 1)[1]
+    iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=POLICY)
+    set_iam_delay(emu, 60_000)
+    asked = name.lower()  # IAM matches role names regardless of case, and so does the lag
+    reads = [
+        lambda: iam.get_role(RoleName=asked),
+        lambda: iam.list_attached_role_policies(RoleName=asked),
+        lambda: iam.list_role_policies(RoleName=asked),
+        lambda: iam.get_role_policy(RoleName=asked, PolicyName="inline"),
+        lambda: iam.list_role_tags(RoleName=asked),
+        lambda: iam.list_instance_profiles_for_role(RoleName=asked),
+    ]
+    for read in reads:
+        with pytest.raises(iam.exceptions.NoSuchEntityException) as info:
+            read()
+        assert info.value.response["Error"]["Message"] == f"The role with name {asked} cannot be found."
+    # Writes and ListRoles see the role at once, and so does EKS.
+    iam.tag_role(RoleName=name, Tags=[{"Key": "team", "Value": "a"}])
+    iam.put_role_policy(RoleName=name, PolicyName="other", PolicyDocument=POLICY)
+    assert name in [r["RoleName"] for r in iam.list_roles()["Roles"]]
+    # A role that does not exist at all is still moto's own NoSuchEntity.
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_role(RoleName=name + "-gone")
+
+    set_iam_delay(emu, 0)
+    for read in reads:
+        read()
+
+
+def test_iam_lag_spares_older_roles_and_leaves_eks_alone(emu: Emulator, iam, eks, cluster):
+    seasoned = make_role(emu, "seasoned").rsplit("/", 1)[1]
+    time.sleep(PAST_WINDOW_S)
+    set_iam_delay(emu, DELAY_MS)
+    assert iam.get_role(RoleName=seasoned)["Role"]["RoleName"] == seasoned
+    fresh = make_role(emu, "fresh")
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_role(RoleName=fresh.rsplit("/", 1)[1])
+    assert create(eks, cluster, fresh)["roleArn"] == fresh  # the EKS delay is separate, and 0
+
+
+POLICY = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+)
