@@ -1,30 +1,244 @@
 #!/usr/bin/env python3
 """Benchmark: iam-operator (release build) on the local harness.
 
-Prints, for each kind (IamServiceAccount, then PodIdentityBinding):
-apply-to-Ready latency for single objects and for a burst of N, AWS calls
-per create and per no-op resync (from the emulator's call log); then the
-operator's memory and CPU. Figures only; nothing is asserted.
+For each kind (IamServiceAccount, PodIdentityBinding) it prints, and appends
+with the machine's facts to BENCHMARKS.md:
 
-    python3 e2e/bench.py [--objects N]
+1. latency: one object at a time, apply -> Ready, p50/p90/p99 over
+   --samples objects, Ready seen on a watch;
+2. throughput: N objects applied at once (each of --sizes, 10000 too with
+   --long) until all are Ready, next to the emulator's floor: the same AWS
+   calls, grouped per object and in their order, replayed by a plain HTTP
+   client with the operator's concurrency and no operator in the loop;
+3. AWS calls per create, per no-op resync and per delete (the emulator's
+   call log) next to the least each needs;
+4. Kubernetes writes per reconcile (the apiserver's audit log over the
+   operator's reconcile counter);
+5. the operator's RSS (VmRSS, VmHWM) with N of each kind, its CPU while idle
+   for a minute after they converged, and the bytes the apiserver sent to
+   ServiceAccount watchers.
+
+Each size runs on a fresh operator process. Figures only; nothing is
+asserted.
+
+    python3 e2e/bench.py [--sizes 100,1000] [--long] [--samples 100]
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import datetime
 import json
 import os
-import statistics
+import platform
+import queue
+import re
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 READS = ("Get", "List", "Describe")
+GROUP = "iam-operator.io/v1alpha1"
+MANAGED_POLICY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+INLINE_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+}
+# The operator's --max-concurrent-reconciles (its default unless set in the
+# environment): the floor's client keeps as many objects in flight.
+CONCURRENCY = int(os.environ.get("IAM_OPERATOR_MAX_CONCURRENT_RECONCILES", "8"))
+
+
+def isa_body(name: str) -> dict:
+    return {
+        "apiVersion": GROUP,
+        "kind": "IamServiceAccount",
+        "metadata": {"name": name},
+        "spec": {
+            "serviceAccount": {"create": True},
+            "policies": {"managed": [MANAGED_POLICY], "inline": {"read": INLINE_POLICY}},
+        },
+    }
+
+
+def pib_body(name: str) -> dict:
+    return {
+        "apiVersion": GROUP,
+        "kind": "PodIdentityBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "serviceAccountName": name,
+            "role": {},
+            "policies": {"managed": [MANAGED_POLICY], "inline": {"read": INLINE_POLICY}},
+        },
+    }
+
+
+@dataclass
+class Kind:
+    name: str
+    plural: str
+    body: Callable[[str], dict]
+    # The call every reconcile of one object makes exactly once, late:
+    # seeing it N times means all N objects were looked at again.
+    resync_marker: str
+    # The least a create, a no-op resync and a delete of one object need
+    # (two policies: one managed, one inline).
+    least_create: str
+    least_noop: str
+    least_delete: str
+
+
+KINDS = [
+    Kind(
+        "IamServiceAccount", "iamserviceaccounts", isa_body, "ListRolePolicies",
+        least_create="3 writes (CreateRole, AttachRolePolicy, PutRolePolicy) + 1 read (GetRole)",
+        least_noop="4 reads (role, attached, inline list, inline document), 0 writes",
+        least_delete="3 writes (DetachRolePolicy, DeleteRolePolicy, DeleteRole)",
+    ),
+    Kind(
+        "PodIdentityBinding", "podidentitybindings", pib_body, "ListPodIdentityAssociations",
+        least_create="4 writes (CreateRole, AttachRolePolicy, PutRolePolicy, "
+        "CreatePodIdentityAssociation) + 2 reads (GetRole, ListPodIdentityAssociations)",
+        least_noop="5 reads (role, attached, inline list, inline document, associations), 0 writes",
+        least_delete="4 writes (DeletePodIdentityAssociation, DetachRolePolicy, DeleteRolePolicy, DeleteRole)",
+    ),
+]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+# -- Kubernetes ---------------------------------------------------------------
+
+
+class Kube:
+    """The harness's API server as its admin, over plain HTTPS: kubectl's
+    start-up would be most of a single object's latency."""
+
+    def __init__(self, h: dict) -> None:
+        pki = Path(h["dir"]) / "pki"
+        self.base = h["apiserverUrl"]
+        self.tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        self.tls.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+
+    def request(self, method: str, path: str, body: dict | None = None,
+                content_type: str = "application/json") -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": content_type, "Accept": "application/json"})
+        with urllib.request.urlopen(req, context=self.tls, timeout=60) as resp:
+            return json.load(resp)
+
+    def text(self, path: str) -> str:
+        req = urllib.request.Request(self.base + path)
+        with urllib.request.urlopen(req, context=self.tls, timeout=60) as resp:
+            return resp.read().decode()
+
+    def create_namespace(self, name: str) -> None:
+        self.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+    def objects_path(self, kind: Kind, namespace: str) -> str:
+        return f"/apis/{GROUP}/namespaces/{namespace}/{kind.plural}"
+
+    def watch_lines(self, path: str, resource_version: str, stop: threading.Event) -> Iterator[dict]:
+        url = f"{self.base}{path}?watch=1&resourceVersion={resource_version}&allowWatchBookmarks=false"
+        with urllib.request.urlopen(urllib.request.Request(url), context=self.tls) as resp:
+            while not stop.is_set():
+                line = resp.readline()
+                if not line:
+                    return
+                yield json.loads(line)
+
+
+class ReadyWatch:
+    """When each object of one kind in one namespace was first seen Ready,
+    and when each was seen deleted, on a watch started before any apply."""
+
+    def __init__(self, kube: Kube, kind: Kind, namespace: str) -> None:
+        self.kube, self.path = kube, kube.objects_path(kind, namespace)
+        self.ready: dict[str, float] = {}
+        self.deleted: dict[str, float] = {}
+        self.changed = threading.Condition()
+        self.stop = threading.Event()
+        rv = kube.request("GET", self.path)["metadata"]["resourceVersion"]
+        self.thread = threading.Thread(target=self._run, args=(rv,), daemon=True)
+        self.thread.start()
+
+    def _run(self, rv: str) -> None:
+        for event in self.kube.watch_lines(self.path, rv, self.stop):
+            now = time.monotonic()
+            obj = event.get("object", {})
+            name = obj.get("metadata", {}).get("name")
+            with self.changed:
+                if event.get("type") == "DELETED":
+                    self.deleted.setdefault(name, now)
+                elif any(c.get("type") == "Ready" and c.get("status") == "True"
+                         for c in obj.get("status", {}).get("conditions", [])):
+                    self.ready.setdefault(name, now)
+                self.changed.notify_all()
+
+    def wait(self, done: Callable[[], bool], timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(done, timeout)
+
+    def close(self) -> None:
+        self.stop.set()
+
+
+def audit_writes(audit_log: Path, offset: int, user: str) -> tuple[Counter, int]:
+    """Writes by `user` in the audit log past `offset`, by resource (Lease
+    renewals left out: they are leader election's, not a reconcile's)."""
+    counts: Counter = Counter()
+    with audit_log.open("rb") as log:
+        log.seek(offset)
+        for line in log:
+            event = json.loads(line)
+            if event.get("stage") != "ResponseComplete" or event.get("user", {}).get("username") != user:
+                continue
+            if event.get("verb") not in ("create", "update", "patch", "delete", "deletecollection"):
+                continue
+            ref = event.get("objectRef", {})
+            resource = ref.get("resource", "?") + ("/" + ref["subresource"] if ref.get("subresource") else "")
+            if resource != "leases":
+                counts[resource] += 1
+        end = log.tell()
+    return counts, end
+
+
+def watch_bytes(kube: Kube) -> dict[str, float]:
+    """Bytes the API server has sent to watchers, by resource (older
+    servers label the histogram by kind)."""
+    sent: dict[str, float] = defaultdict(float)
+    for line in kube.text("/metrics").splitlines():
+        if line.startswith("apiserver_watch_events_sizes_sum{"):
+            label = re.search(r'(?:resource|kind)="([^"]*)"', line)
+            if label:
+                sent[label.group(1).lower()] += float(line.rsplit(" ", 1)[1])
+    return sent
+
+
+def service_account_watch_bytes(kube: Kube) -> float:
+    sent = watch_bytes(kube)
+    return sent.get("serviceaccounts", 0.0) + sent.get("serviceaccount", 0.0)
+
+
+# -- AWS emulator -------------------------------------------------------------
 
 
 def calls_since(emulator: str, seq: int) -> list[dict]:
@@ -37,50 +251,6 @@ def last_seq(emulator: str) -> int:
     return calls[-1]["seq"] if calls else 0
 
 
-def isa_manifest(name: str) -> str:
-    return f"""apiVersion: iam-operator.io/v1alpha1
-kind: IamServiceAccount
-metadata: {{name: {name}}}
-spec:
-  serviceAccount: {{create: true}}
-  policies:
-    managed: [arn:aws:iam::aws:policy/ReadOnlyAccess]
-    inline:
-      read: {{Version: '2012-10-17', Statement: [{{Effect: Allow, Action: 's3:GetObject', Resource: '*'}}]}}
----
-"""
-
-
-def pib_manifest(name: str) -> str:
-    return f"""apiVersion: iam-operator.io/v1alpha1
-kind: PodIdentityBinding
-metadata: {{name: {name}}}
-spec:
-  serviceAccountName: {name}
-  role: {{}}
-  policies:
-    managed: [arn:aws:iam::aws:policy/ReadOnlyAccess]
-    inline:
-      read: {{Version: '2012-10-17', Statement: [{{Effect: Allow, Action: 's3:GetObject', Resource: '*'}}]}}
----
-"""
-
-
-@dataclass
-class Kind:
-    resource: str
-    manifest: Callable[[str], str]
-    # The call every reconcile of one object makes exactly once, late: seeing
-    # it N times means all N objects were looked at again.
-    resync_marker: str
-
-
-KINDS = {
-    "IamServiceAccount": Kind("isa", isa_manifest, "ListRolePolicies"),
-    "PodIdentityBinding": Kind("pib", pib_manifest, "ListPodIdentityAssociations"),
-}
-
-
 def aws_calls(calls: list[dict]) -> list[dict]:
     """The calls reconciles make (STS is only asked at start)."""
     return [c for c in calls if c["service"] in ("iam", "eks")]
@@ -90,6 +260,134 @@ def writes(calls: list[dict]) -> list[dict]:
     return [c for c in calls if not c["operation"].startswith(READS)]
 
 
+class Floor:
+    """Replays the operator's calls with a plain client: per object, the
+    same operations in the same order, under names of its own; objects
+    CONCURRENCY at a time. What the emulator alone costs for that work."""
+
+    def __init__(self, h: dict) -> None:
+        self.url, self.region, self.cluster = h["emulatorUrl"], h["region"], h["clusterName"]
+        self.account, self.provider = h["accountId"], h.get("oidcProviderArn") or ""
+        self.trust = json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+                           "Action": ["sts:AssumeRole", "sts:TagSession"]}],
+        })
+
+    def _headers(self, service: str) -> dict[str, str]:
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+        return {
+            "X-Amz-Date": stamp,
+            "Authorization": f"AWS4-HMAC-SHA256 Credential=testing/{stamp[:8]}/{self.region}/{service}/aws4_request, "
+                             "SignedHeaders=host;x-amz-date, Signature=0",
+        }
+
+    def _send(self, service: str, method: str, path: str, body: bytes | None, content_type: str) -> int:
+        headers = {**self._headers(service), "Content-Type": content_type}
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                resp.read()
+                return resp.status
+        except urllib.error.HTTPError as err:
+            err.read()
+            return err.code
+
+    def _iam(self, action: str, **params: str) -> int:
+        form = urllib.parse.urlencode({"Action": action, "Version": "2010-05-08", **params}).encode()
+        return self._send("iam", "POST", "/", form, "application/x-www-form-urlencoded; charset=utf-8")
+
+    def _eks(self, method: str, path: str, body: dict | None = None) -> int:
+        data = json.dumps(body).encode() if body is not None else None
+        return self._send("eks", method, f"/clusters/{self.cluster}{path}", data, "application/json")
+
+    def _call(self, operation: str, role: str, subject: str, association: list[str]) -> int:
+        namespace, account = subject.split("/", 1)
+        policy = {"PolicyName": "read"}
+        if operation in ("GetRole", "DeleteRole", "ListAttachedRolePolicies", "ListRolePolicies", "ListRoleTags"):
+            return self._iam(operation, RoleName=role)
+        if operation == "CreateRole":
+            return self._iam(operation, RoleName=role, AssumeRolePolicyDocument=self.trust,
+                             **{"Tags.member.1.Key": "bench", "Tags.member.1.Value": "floor"})
+        if operation in ("AttachRolePolicy", "DetachRolePolicy"):
+            return self._iam(operation, RoleName=role, PolicyArn=MANAGED_POLICY)
+        if operation == "PutRolePolicy":
+            return self._iam(operation, RoleName=role, PolicyDocument=json.dumps(INLINE_POLICY), **policy)
+        if operation in ("GetRolePolicy", "DeleteRolePolicy"):
+            return self._iam(operation, RoleName=role, **policy)
+        if operation == "UpdateAssumeRolePolicy":
+            return self._iam(operation, RoleName=role, PolicyDocument=self.trust)
+        if operation == "TagRole":
+            return self._iam(operation, RoleName=role, **{"Tags.member.1.Key": "bench", "Tags.member.1.Value": "floor"})
+        if operation == "GetOpenIDConnectProvider":
+            return self._iam(operation, OpenIDConnectProviderArn=self.provider)
+        if operation == "ListPodIdentityAssociations":
+            query = urllib.parse.urlencode({"namespace": namespace, "serviceAccount": account})
+            return self._eks("GET", f"/pod-identity-associations?{query}")
+        if operation == "CreatePodIdentityAssociation":
+            body = {"namespace": namespace, "serviceAccount": account,
+                    "roleArn": f"arn:aws:iam::{self.account}:role/{role}", "tags": {"bench": "floor"}}
+            data = json.dumps(body).encode()
+            req = urllib.request.Request(f"{self.url}/clusters/{self.cluster}/pod-identity-associations",
+                                         data=data, method="POST",
+                                         headers={**self._headers("eks"), "Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    association.append(json.load(resp)["association"]["associationId"])
+                    return resp.status
+            except urllib.error.HTTPError as err:
+                err.read()
+                return err.code
+        if operation in ("DescribePodIdentityAssociation", "DeletePodIdentityAssociation"):
+            method = "GET" if operation.startswith("Describe") else "DELETE"
+            return self._eks(method, f"/pod-identity-associations/{association[0] if association else 'a-none'}")
+        raise ValueError(f"the floor cannot replay {operation}")
+
+    def replay(self, chains: list[list[str]], tag: str) -> tuple[float, int, Counter]:
+        """Seconds for all chains, calls made, and their statuses."""
+        statuses: Counter = Counter()
+        lock = threading.Lock()
+
+        def run(index: int, chain: list[str]) -> None:
+            role, subject, association = f"floor-{tag}-{index}", f"floor-{tag}/sa-{index}", []
+            for operation in chain:
+                status = self._call(operation, role, subject, association)
+                with lock:
+                    statuses[status] += 1
+
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool:
+            for future in [pool.submit(run, i, chain) for i, chain in enumerate(chains)]:
+                future.result()
+        return time.monotonic() - started, sum(statuses.values()), statuses
+
+
+def chains_by_object(calls: list[dict], role_of: dict[str, str], namespace: str) -> list[list[str]]:
+    """The operator's calls grouped per object, in order: IAM calls by the
+    role they name, EKS calls by the ServiceAccount they are about (the
+    bench names ServiceAccounts after their objects)."""
+    owner_of_role = {role: name for name, role in role_of.items()}
+    chains: dict[str, list[str]] = defaultdict(list)
+    for call in calls:
+        if call["service"] == "iam" and call["operation"] == "GetOpenIDConnectProvider":
+            continue  # about no role; counted below against the objects in turn
+        owner = owner_of_role.get(call.get("target") or "") if call["service"] == "iam" else None
+        if call["service"] == "eks":
+            subject = call.get("subject") or ""
+            owner = subject.split("/", 1)[1] if subject.startswith(namespace + "/") else None
+        if owner:
+            chains[owner].append(call["operation"])
+    providers = [c for c in calls if c["operation"] == "GetOpenIDConnectProvider"]
+    names = sorted(chains)
+    for i, _ in enumerate(providers):
+        if names:
+            chains[names[i % len(names)]].insert(0, "GetOpenIDConnectProvider")
+    return [chains[name] for name in names]
+
+
+# -- the operator ---------------------------------------------------------------
+
+
 def proc_figures(pid: int) -> dict:
     status = Path(f"/proc/{pid}/status").read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
@@ -97,72 +395,248 @@ def proc_figures(pid: int) -> dict:
     ticks = os.sysconf("SC_CLK_TCK")
     return {
         "rss_mib": int(fields["VmRSS"].split()[0]) / 1024,
-        "peak_rss_mib": int(fields["VmHWM"].split()[0]) / 1024,
+        "hwm_mib": int(fields["VmHWM"].split()[0]) / 1024,
         "cpu_seconds": (int(stat[11]) + int(stat[12])) / ticks,
     }
 
 
-def measure(kind: Kind, n: int, kubectl, h: dict, emulator: str, operator_pid: int) -> dict:
-    """Single creates, a burst of n, and a no-op resync of the burst."""
-    single_ns, burst_ns = f"single-{kind.resource}", f"burst-{kind.resource}"
-    kubectl("create", "namespace", single_ns)
-    single = []
-    for i in range(5):
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Operator:
+    def __init__(self, h: dict, log_path: Path) -> None:
+        self.metrics_port = free_port()
+        env = {
+            **os.environ,
+            "KUBECONFIG": h["operatorKubeconfig"],
+            "POD_NAMESPACE": h["operatorNamespace"],
+            "AWS_ENDPOINT_URL": h["emulatorUrl"],
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": h["region"],
+            "RUST_LOG": "warn",
+        }
+        self.log = log_path.open("w")
+        self.proc = subprocess.Popen(
+            [str(REPO / "target/release/iam-operator"), "--cluster-name", h["clusterName"],
+             "--metrics-address", f"127.0.0.1:{self.metrics_port}"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                self.metrics()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the operator did not serve /metrics; see {log_path}")
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as resp:
+            return resp.read().decode()
+
+    def reconciles(self, kind: str) -> int:
+        pattern = re.compile(rf'^iam_operator_reconciles_total{{kind="{kind}"}} (\d+)', re.M)
+        found = pattern.search(self.metrics())
+        return int(found.group(1)) if found else 0
+
+    def figures(self) -> dict:
+        return proc_figures(self.proc.pid)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+# -- the measurements -----------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    h: dict
+    kube: Kube
+    emulator: str
+    audit_log: Path
+    operator_user: str
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def row(self, what: str, value: str, target: str = "") -> None:
+        self.rows.append((what, value, target))
+        print(f"  {what:<58} {value}" + (f"   [{target}]" if target else ""), flush=True)
+
+    def apply_all(self, kind: Kind, namespace: str, names: list[str]) -> None:
+        path = self.kube.objects_path(kind, namespace)
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            for future in [pool.submit(self.kube.request, "POST", path, kind.body(n)) for n in names]:
+                future.result()
+
+    def delete_all(self, kind: Kind, namespace: str, watch: ReadyWatch, names: list[str]) -> float:
         started = time.monotonic()
-        kubectl("apply", "-n", single_ns, "-f", "-", stdin=kind.manifest(f"one-{i}"))
-        kubectl("wait", "-n", single_ns, "--for=condition=Ready", "--timeout=120s", f"{kind.resource}/one-{i}")
-        single.append(time.monotonic() - started)
+        self.kube.request("DELETE", self.kube.objects_path(kind, namespace))
+        if not watch.wait(lambda: len(watch.deleted) >= len(names), 600):
+            print(f"  (only {len(watch.deleted)} of {len(names)} gone after 600 s)", file=sys.stderr)
+        return time.monotonic() - started
 
-    # A burst of n, as a Git sync would apply them.
-    kubectl("create", "namespace", burst_ns)
-    mark = last_seq(emulator)
-    watch = subprocess.Popen(
-        [h["kubectl"], "--kubeconfig", h["kubeconfig"], "get", kind.resource, "-n", burst_ns, "-w", "-o",
-         'jsonpath={.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\\n"}'],
-        stdout=subprocess.PIPE, text=True,
-    )
-    started = time.monotonic()
-    kubectl("apply", "-n", burst_ns, "-f", "-", stdin="".join(kind.manifest(f"b-{i}") for i in range(n)))
-    ready_at: dict[str, float] = {}
-    for line in watch.stdout:
-        parts = line.split()
-        if len(parts) == 2 and parts[1] == "True" and parts[0] not in ready_at:
-            ready_at[parts[0]] = time.monotonic() - started
-            if len(ready_at) == n:
+    def latency(self, kind: Kind, samples: int) -> None:
+        namespace = f"latency-{kind.plural[:3]}"
+        self.kube.create_namespace(namespace)
+        watch = ReadyWatch(self.kube, kind, namespace)
+        seconds = []
+        # Not counted: the first object after start also waits for the
+        # Lease and the first list of every watch.
+        warm_up = "warm-up"
+        self.kube.request("POST", self.kube.objects_path(kind, namespace), kind.body(warm_up))
+        if not watch.wait(lambda: warm_up in watch.ready, 120):
+            raise RuntimeError(f"{kind.name} {namespace}/{warm_up} not Ready after 120 s")
+        for i in range(samples):
+            name = f"one-{i}"
+            started = time.monotonic()
+            self.kube.request("POST", self.kube.objects_path(kind, namespace), kind.body(name))
+            if not watch.wait(lambda: name in watch.ready, 120):
+                raise RuntimeError(f"{kind.name} {namespace}/{name} not Ready after 120 s")
+            seconds.append(watch.ready[name] - started)
+        self.row(f"{kind.name}: apply -> Ready, one at a time ({samples})",
+                 f"p50 {percentile(seconds, 50) * 1000:.0f} ms, p90 {percentile(seconds, 90) * 1000:.0f} ms, "
+                 f"p99 {percentile(seconds, 99) * 1000:.0f} ms", "p50 <= 250 ms, p99 <= 1 s")
+        self.delete_all(kind, namespace, watch, [warm_up] + [f"one-{i}" for i in range(samples)])
+        watch.close()
+
+    def burst(self, kind: Kind, n: int, operator: Operator) -> dict:
+        """N at once until all Ready; the floor; a no-op resync. Objects stay."""
+        namespace = f"burst-{n}-{kind.plural[:3]}"
+        self.kube.create_namespace(namespace)
+        names = [f"b-{i}" for i in range(n)]
+        watch = ReadyWatch(self.kube, kind, namespace)
+        mark, audit_at = last_seq(self.emulator), self.audit_log.stat().st_size
+        reconciles_before = operator.reconciles(kind.name)
+        started = time.monotonic()
+        self.apply_all(kind, namespace, names)
+        if not watch.wait(lambda: len(watch.ready) >= n, 1800):
+            raise RuntimeError(f"{kind.name}: {len(watch.ready)} of {n} Ready after 30 minutes")
+        all_ready = max(watch.ready.values()) - started
+        time.sleep(3)  # the reconciles that follow the last status write belong to the create
+        create_calls = aws_calls(calls_since(self.emulator, mark))
+        kube_writes, _ = audit_writes(self.audit_log, audit_at, self.operator_user)
+        reconciles = operator.reconciles(kind.name) - reconciles_before
+
+        objects = self.kube.request("GET", self.kube.objects_path(kind, namespace))["items"]
+        role_of = {o["metadata"]["name"]: o.get("status", {}).get("roleName", "") for o in objects}
+        chains = chains_by_object(create_calls, role_of, namespace)
+        floor_seconds, floor_calls, floor_statuses = Floor(self.h).replay(chains, f"{n}{kind.plural[:1]}")
+        operator_statuses = Counter(c["status"] for c in create_calls)
+
+        self.row(f"{kind.name}: {n} applied at once, all Ready after", f"{all_ready:.1f} s ({n / all_ready:.1f}/s)")
+        self.row(f"{kind.name}: floor for the same {floor_calls} calls", f"{floor_seconds:.1f} s "
+                 f"(ratio {all_ready / floor_seconds:.2f}; within target by "
+                 f"{1.25 * floor_seconds + 5 - all_ready:+.1f} s)", "<= 1.25 x floor + 5 s")
+        if floor_statuses != operator_statuses:
+            self.row(f"{kind.name}: statuses, operator vs floor", f"{dict(operator_statuses)} vs {dict(floor_statuses)}")
+        self.row(f"{kind.name}: AWS calls per create", f"{len(create_calls) / n:.2f} "
+                 f"({len(writes(create_calls)) / n:.2f} writes)", f"least: {kind.least_create}")
+        self.row(f"{kind.name}: Kubernetes writes per create / per reconcile",
+                 f"{sum(kube_writes.values()) / n:.2f} / {sum(kube_writes.values()) / max(reconciles, 1):.2f} "
+                 f"({reconciles / n:.2f} reconciles per object; "
+                 + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(kube_writes.items())) + ")")
+        watch.close()
+        return {"namespace": namespace, "names": names, "all_ready": all_ready}
+
+    def noop(self, kind: Kind, n: int, namespace: str, operator: Operator) -> None:
+        mark, audit_at = last_seq(self.emulator), self.audit_log.stat().st_size
+        reconciles_before = operator.reconciles(kind.name)
+        started = time.monotonic()
+        # A merge patch on each asks for a reconcile without a spec change.
+        path = self.kube.objects_path(kind, namespace)
+        stamp = str(time.time())
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(self.kube.request, "PATCH", f"{path}/b-{i}",
+                                   {"metadata": {"annotations": {"bench/resync": stamp}}},
+                                   "application/merge-patch+json") for i in range(n)]
+            for future in futures:
+                future.result()
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if sum(1 for c in calls_since(self.emulator, mark) if c["operation"] == kind.resync_marker) >= n:
                 break
-    watch.kill()
-    # Reconciles that follow the last status write belong to the create.
-    time.sleep(2)
-    create_calls = aws_calls(calls_since(emulator, mark))
-    rss_after_burst = proc_figures(operator_pid)["rss_mib"]
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+        time.sleep(3)
+        calls = aws_calls(calls_since(self.emulator, mark))
+        kube_writes, _ = audit_writes(self.audit_log, audit_at, self.operator_user)
+        reconciles = operator.reconciles(kind.name) - reconciles_before
+        self.row(f"{kind.name}: AWS calls per no-op resync", f"{len(calls) / n:.2f} reads, {len(writes(calls))} writes "
+                 f"in all ({elapsed:.1f} s for {n})", f"least: {kind.least_noop}")
+        self.row(f"{kind.name}: Kubernetes writes on a no-op resync",
+                 f"{sum(kube_writes.values())} in {reconciles} reconciles", "0")
 
-    # No-op resync of all n: trigger, wait until each object was looked at.
-    mark = last_seq(emulator)
-    started = time.monotonic()
-    kubectl("annotate", "--overwrite", kind.resource, "--all", "-n", burst_ns, "bench/resync=1")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if sum(1 for c in calls_since(emulator, mark) if c["operation"] == kind.resync_marker) >= n:
-            break
-        time.sleep(0.2)
-    resync_seconds = time.monotonic() - started
-    time.sleep(2)
-    resync_calls = aws_calls(calls_since(emulator, mark))
-    return {
-        "single": single,
-        "ready_at": list(ready_at.values()),
-        "burst_total": max(ready_at.values()),
-        "create_calls": create_calls,
-        "resync_calls": resync_calls,
-        "resync_seconds": resync_seconds,
-        "rss_after_burst": rss_after_burst,
-    }
+    def delete(self, kind: Kind, n: int, namespace: str, names: list[str]) -> None:
+        watch = ReadyWatch(self.kube, kind, namespace)
+        mark = last_seq(self.emulator)
+        seconds = self.delete_all(kind, namespace, watch, names)
+        time.sleep(2)
+        calls = aws_calls(calls_since(self.emulator, mark))
+        watch.close()
+        self.row(f"{kind.name}: AWS calls per delete", f"{len(calls) / n:.2f} ({len(writes(calls)) / n:.2f} writes; "
+                 f"all {n} gone after {seconds:.1f} s)", f"least: {kind.least_delete}")
+
+
+def dirty() -> bool:
+    status = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                            capture_output=True, text=True)
+    return bool(status.stdout.strip())
+
+
+def machine_facts(h: dict) -> list[str]:
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    venv_python = REPO / ".cache/venv/bin/python"
+
+    def version(argv: list[str]) -> str:
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip().splitlines()[0]
+        except (OSError, subprocess.CalledProcessError, IndexError):
+            return "unknown"
+
+    return [
+        f"date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+        f"{int(meminfo['MemTotal'].split()[0]) / 1024 / 1024:.1f} GiB memory, {platform.system()} {platform.release()}",
+        f"operator: {version([str(REPO / 'target/release/iam-operator'), '--version'])}, "
+        f"commit {version(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'])}"
+        f"{' with uncommitted changes' if dirty() else ''}, "
+        f"{version(['rustc', '--version'])}",
+        f"control plane: kube-apiserver {h.get('kubernetesVersion', '?')}; emulator: moto "
+        f"{version([str(venv_python), '-c', 'import moto; print(moto.__version__)'])}",
+    ]
+
+
+def write_benchmarks(facts: list[str], rows: list[tuple[str, str, str]]) -> Path:
+    out = REPO / "BENCHMARKS.md"
+    if not out.exists():
+        out.write_text("# Benchmarks\n\nAppended by `scripts/bench`, newest last. Each run starts its own "
+                       "harness (kube-apiserver, etcd, the moto-based emulator) on loopback.\n")
+    lines = ["", f"## {facts[0].split(': ', 1)[1]}", ""] + [f"- {f}" for f in facts[1:]] + [
+        "", "| what | measured | target or least |", "|---|---|---|"]
+    lines += [f"| {what} | {value} | {target} |" for what, value, target in rows]
+    with out.open("a") as f:
+        f.write("\n".join(lines) + "\n")
+    return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objects", type=int, default=50)
+    parser.add_argument("--sizes", default="100,1000", help="objects per kind applied at once, comma-separated")
+    parser.add_argument("--long", action="store_true", help="also 10000 objects of each kind")
+    parser.add_argument("--samples", type=int, default=100, help="objects for the one-at-a-time latency")
+    parser.add_argument("--idle-seconds", type=int, default=60)
+    parser.add_argument("--no-record", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s] + ([10000] if args.long else [])
 
     print("building the operator (release)...", file=sys.stderr, flush=True)
     subprocess.run(["cargo", "build", "--quiet", "--release", "--bin", "iam-operator"], cwd=REPO, check=True)
@@ -179,62 +653,64 @@ def main() -> int:
     if info_path is None:
         sys.exit("harness did not start")
     h = json.loads(Path(info_path).read_text())
-    emulator = h["emulatorUrl"]
-
-    def kubectl(*argv: str, stdin: str | None = None) -> str:
-        return subprocess.run(
-            [h["kubectl"], "--kubeconfig", h["kubeconfig"], *argv],
-            input=stdin, capture_output=True, text=True, check=True,
-        ).stdout
-
-    # The harness installed the operator's ServiceAccount and RBAC; its
-    # kubeconfig carries that ServiceAccount's token.
-    kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-    env = {
-        **os.environ,
-        "KUBECONFIG": h["operatorKubeconfig"],
-        "POD_NAMESPACE": h["operatorNamespace"],
-        "AWS_ENDPOINT_URL": emulator,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": h["region"],
-        "RUST_LOG": "warn",
-    }
-    operator = subprocess.Popen(
-        [str(REPO / "target/release/iam-operator"), "--cluster-name", h["clusterName"], "--metrics-address", "127.0.0.1:0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    kubectl = [h["kubectl"], "--kubeconfig", h["kubeconfig"]]
+    subprocess.run([*kubectl, "apply", "--server-side", "-f", str(REPO / "crds")], check=True, capture_output=True)
+    subprocess.run([*kubectl, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"],
+                   check=True, capture_output=True)
+    bench = Bench(h, Kube(h), h["emulatorUrl"], Path(h["auditLog"]), h["operatorUser"])
+    logs = Path(h["dir"]) / "logs"
+    facts = machine_facts(h)
+    print("\n".join(facts), flush=True)
     try:
-        time.sleep(1)
-        idle = proc_figures(operator.pid)
+        operator = Operator(h, logs / "bench-operator-latency.log")
+        try:
+            print("latency", flush=True)
+            for kind in KINDS:
+                bench.latency(kind, args.samples)
+        finally:
+            operator.stop()
 
-        figures = {}
-        for kind_name, kind in KINDS.items():
-            figures[kind_name] = measure(kind, args.objects, kubectl, h, emulator, operator.pid)
-        after = proc_figures(operator.pid)
-
-        n = args.objects
-        for kind_name, f in figures.items():
-            print(f"{kind_name}:")
-            print(f"  apply -> Ready, single (5 runs):  median {statistics.median(f['single']):.2f}s, "
-                  f"max {max(f['single']):.2f}s")
-            print(f"  apply -> Ready, burst of {n}:      median {statistics.median(f['ready_at']):.2f}s, "
-                  f"all Ready after {f['burst_total']:.2f}s ({n / f['burst_total']:.1f} objects/s)")
-            print(f"  AWS calls per create:             {len(f['create_calls']) / n:.1f} "
-                  f"({len(writes(f['create_calls'])) / n:.1f} writes)")
-            print(f"  AWS calls per no-op resync:       {len(f['resync_calls']) / n:.1f} "
-                  f"({len(writes(f['resync_calls']))} writes in total)")
-            print(f"  no-op resync of all {n}:           {f['resync_seconds']:.2f}s")
-            print(f"  operator RSS after burst:         {f['rss_after_burst']:.1f} MiB")
-        print(f"operator RSS idle / at the end: {idle['rss_mib']:.1f} / {after['rss_mib']:.1f} MiB "
-              f"(peak {after['peak_rss_mib']:.1f} MiB)")
-        print(f"operator CPU for all of the above: {after['cpu_seconds']:.2f}s")
+        for n in sizes:
+            print(f"{n} objects of each kind", flush=True)
+            operator = Operator(h, logs / f"bench-operator-{n}.log")
+            try:
+                time.sleep(2)
+                idle = operator.figures()
+                sa_bytes_before = service_account_watch_bytes(bench.kube)
+                made = {}
+                for kind in KINDS:
+                    made[kind.name] = bench.burst(kind, n, operator)
+                    f = operator.figures()
+                    bench.row(f"operator memory with {n} {kind.name}s too",
+                              f"RSS {f['rss_mib']:.1f} MiB (peak {f['hwm_mib']:.1f} MiB)")
+                for kind in KINDS:
+                    bench.noop(kind, n, made[kind.name]["namespace"], operator)
+                time.sleep(5)
+                steady = operator.figures()
+                bench.row(f"operator memory, {n} of each kind, steady",
+                          f"RSS {steady['rss_mib']:.1f} MiB, peak {steady['hwm_mib']:.1f} MiB "
+                          f"(idle at start {idle['rss_mib']:.1f} MiB)",
+                          "<= 32 MiB at 1000, <= 80 MiB at 10000")
+                cpu_before = operator.figures()["cpu_seconds"]
+                time.sleep(args.idle_seconds)
+                idle_cpu = (operator.figures()["cpu_seconds"] - cpu_before) / args.idle_seconds * 1000
+                bench.row(f"operator CPU idle over {args.idle_seconds} s, {n} of each kind",
+                          f"{idle_cpu:.1f} mCPU", "<= 5 mCPU at 1000")
+                sa_bytes = service_account_watch_bytes(bench.kube) - sa_bytes_before
+                bench.row(f"ServiceAccount watch events sent by the API server, {n} of each kind",
+                          f"{sa_bytes / 1024:.0f} KiB ({sa_bytes / max(n, 1):.0f} bytes per ServiceAccount made; "
+                          "metadata only, none cached)")
+                for kind in KINDS:
+                    bench.delete(kind, n, made[kind.name]["namespace"], made[kind.name]["names"])
+                end = operator.figures()
+                bench.row(f"operator CPU for the {n} round", f"{end['cpu_seconds']:.1f} s")
+            finally:
+                operator.stop()
     finally:
-        operator.terminate()
-        operator.wait()
         harness.stdin.close()
         harness.wait()
+    if not args.no_record:
+        print(f"appended to {write_benchmarks(facts, bench.rows)}")
     return 0
 
 

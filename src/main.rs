@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
+use kube::core::PartialObjectMeta;
 use tracing_subscriber::EnvFilter;
 
 use iam_operator::api::{IamServiceAccount, PodIdentityBinding};
@@ -178,7 +179,7 @@ async fn run(args: Args) -> Result<(), String> {
         [namespace] => (
             Api::<IamServiceAccount>::namespaced(client.clone(), namespace),
             Api::<PodIdentityBinding>::namespaced(client.clone(), namespace),
-            Api::<ServiceAccount>::namespaced(client.clone(), namespace),
+            Api::<PartialObjectMeta<ServiceAccount>>::namespaced(client.clone(), namespace),
         ),
         _ => (
             Api::all(client.clone()),

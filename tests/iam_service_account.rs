@@ -179,6 +179,23 @@ async fn example_creates_role_policies_and_service_account_then_resyncs_without_
         .map(|c| c.operation.clone())
         .collect();
     assert_eq!(writes, ["CreateRole", "AttachRolePolicy", "PutRolePolicy"]);
+    // And one round of reads: the annotation the operator wrote on the
+    // ServiceAccount does not wake the object for a second look at a role
+    // it has just made (which would list its policies). A wake would come
+    // within milliseconds of that write; two seconds leave it every chance.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let second_look: Vec<String> = h
+        .emulator()
+        .calls_since(mark)
+        .iter()
+        .filter(|c| c.target.as_deref() == Some(role.as_str()))
+        .filter(|c| c.operation == "ListRolePolicies")
+        .map(|c| c.operation.clone())
+        .collect();
+    assert!(
+        second_look.is_empty(),
+        "a second round of reads after create: {second_look:?}"
+    );
 
     // Resyncs in sync: zero AWS writes, zero Kubernetes writes. The
     // controller runs one reconcile of an object at a time, so when round

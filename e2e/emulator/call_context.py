@@ -92,7 +92,7 @@ def describe(
         elif request.service == "sts":
             context["resource"] = "*"
         elif request.service == "eks":
-            _describe_eks(context, request, body, store, Scope(account_id, region))
+            _describe_eks(context, request, body, environ, store, Scope(account_id, region))
     except Exception as err:  # noqa: BLE001 - describing must never fail the call
         context["describeError"] = f"{type(err).__name__}: {err}"
     return context
@@ -131,16 +131,43 @@ def _describe_iam(
         context["permissionsBoundary"] = first.get("PermissionsBoundary")
 
 
+def _subject(
+    operation: str,
+    params: dict[str, str],
+    body: bytes,
+    environ: dict[str, Any],
+    store: PodIdentityStore,
+    scope: Scope,
+) -> str | None:
+    """`namespace/serviceAccount` an association call is about, so that a
+    reader of the log (the benchmark's floor) can tell whose call it was."""
+    if operation == "CreatePodIdentityAssociation":
+        payload = _json_body(body)
+        namespace, account = payload.get("namespace"), payload.get("serviceAccount")
+    elif operation == "ListPodIdentityAssociations":
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        namespace, account = (query.get(key, [None])[0] for key in ("namespace", "serviceAccount"))
+    elif operation in _ASSOCIATION_OPERATIONS and params.get("name") and params.get("associationId"):
+        return store.subject_or_none(scope, params["name"], params["associationId"])
+    else:
+        return None
+    if isinstance(namespace, str) and isinstance(account, str):
+        return f"{namespace}/{account}"
+    return None
+
+
 def _describe_eks(
     context: dict[str, Any],
     request: AwsRequest,
     body: bytes,
+    environ: dict[str, Any],
     store: PodIdentityStore,
     scope: Scope,
 ) -> None:
     params = request.path_params
     operation = request.operation
     cluster = params.get("name")
+    context["subject"] = _subject(operation, params, body, environ, store, scope)
     if operation in _CLUSTER_OPERATIONS and cluster:
         context["resource"] = f"arn:{scope.partition}:eks:{scope.region}:{scope.account_id}:cluster/{cluster}"
     if operation in _ASSOCIATION_OPERATIONS and cluster and params.get("associationId"):

@@ -368,6 +368,15 @@ class PodIdentityStore:
         except EksError:
             return None
 
+    def subject_or_none(self, scope: Scope, cluster: str, association_id: str) -> str | None:
+        """`namespace/serviceAccount` of an association, or None when there is none."""
+        with self._lock:
+            try:
+                association = self._association(scope, cluster, association_id)
+            except EksError:
+                return None
+            return f"{association.namespace}/{association.service_account}"
+
     # -- internals ----------------------------------------------------------
 
     def _now(self) -> float:

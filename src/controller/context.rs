@@ -1,9 +1,9 @@
-//! What every reconcile shares: clients, settings, the event recorder, the
+//! What every reconcile shares: clients, settings, the Events' reporter, the
 //! backoff book and the caches of watched objects.
 
 use std::sync::{Arc, OnceLock};
 
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 use tokio::sync::watch;
 
@@ -24,7 +24,8 @@ pub struct Context {
     /// The platform's guardrails, replaced when their file changes.
     pub guardrails: watch::Receiver<Arc<Guardrails>>,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    /// Who publishes the Events (see `events` for why no long-lived recorder).
+    pub reporter: Reporter,
     /// Failures retrying may fix, and refusals, counted apart.
     pub backoff: Backoff,
     pub refused: Backoff,
@@ -47,12 +48,11 @@ impl Context {
         guardrails: watch::Receiver<Arc<Guardrails>>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: "iam-operator".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            reporter: Reporter {
+                controller: "iam-operator".into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
             client,
             iam,
             eks,

@@ -2,7 +2,7 @@
 //! OIDC provider, the ServiceAccount and a role someone else put on it,
 //! rival claims); desire and plan are `crate::policy::irsa_plan`'s.
 
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::sync::OnceLock;
 
 use kube::Resource;
@@ -41,9 +41,8 @@ impl ManagedKind for IamServiceAccount {
         self.status.clone().unwrap_or_default()
     }
 
-    fn service_account_agrees(&self, service_account: &ServiceAccount) -> bool {
+    fn service_account_agrees(&self, service_account: &ObjectMeta) -> bool {
         let annotated = service_account
-            .metadata
             .annotations
             .as_ref()
             .and_then(|a| a.get(crate::policy::service_account_plan::ROLE_ARN));

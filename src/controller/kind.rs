@@ -2,13 +2,12 @@
 //! desire and plan, its reads; what its status must offer the one status
 //! writer; and what the executor hands back.
 
-use k8s_openapi::api::core::v1::ServiceAccount;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::OnceLock;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::Resource;
 use kube::runtime::reflector::Store;
 use serde::Serialize;
@@ -47,9 +46,10 @@ pub trait ManagedKind:
 
     fn current_status(&self) -> Self::Status;
 
-    /// Whether the ServiceAccount still shows what the last sync left on
-    /// it (read after a restart, before trusting the status).
-    fn service_account_agrees(&self, service_account: &ServiceAccount) -> bool;
+    /// Whether the ServiceAccount's metadata still shows what the last sync
+    /// left on it (read after a restart, before trusting the status; and
+    /// from the ServiceAccount watch, to ignore changes that alter nothing).
+    fn service_account_agrees(&self, service_account: &ObjectMeta) -> bool;
 
     /// Pure: what the spec and the operator's configuration ask for.
     fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<Self::Desired, Refusal>;

@@ -5,14 +5,15 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector;
 use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use tracing::Instrument;
 
 use super::backoff::{Schedule, TRANSIENT};
@@ -20,25 +21,33 @@ use super::execute::execute;
 use super::first_check::{Decision, fingerprint};
 use super::guardrails_file;
 use super::kind::{ManagedKind, ReadyStatus, object_key};
-use super::observe::{namespace_labels, rivals, subject_of};
+use super::observe::{namespace_labels, subject_of};
 use super::status::{self, Outcome};
+use super::triggers::{
+    annotations_but_records, claims_touched, deletion_requested, rivals_touched_by,
+};
 use super::{Context, Error, FINALIZER};
 use crate::api::conditions::{READY, find, reason};
 use crate::health::Readiness;
 use crate::policy::desire::Defaults;
-use crate::policy::plan::{RECORDED_ROLES, RECORDED_SERVICE_ACCOUNTS, Subject};
+use crate::policy::plan::Subject;
 use crate::policy::refusal::Refusal;
+
+/// kubectl's (and client-side applying tools') copy of the applied object.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Runs the controller of `K` until shutdown.
 pub async fn run<K: ManagedKind>(
     ctx: Arc<Context>,
     api: Api<K>,
-    service_accounts: Api<ServiceAccount>,
+    service_accounts: Api<PartialObjectMeta<ServiceAccount>>,
     readiness: Readiness,
 ) {
     wait_for_crd(&api).await;
     readiness.controller_running();
     let (store, writer) = reflector::store();
+    let (wake_rivals, rival_wakes) = futures::channel::mpsc::unbounded();
+    let rivals = store.clone();
     // Status writes (the operator's own) and other changes that leave spec,
     // finalizers, annotations and deletion alone call for no reconcile: each
     // would only read AWS again. Annotations pass so that `kubectl annotate`
@@ -46,7 +55,22 @@ pub async fn run<K: ManagedKind>(
     // next resync; a restored object arrives as new and is reconciled.)
     let changes = watcher(api.clone(), watcher::Config::default())
         .default_backoff()
+        // Nothing reads who wrote which field, nor kubectl's copy of the
+        // last applied spec (Argo CD's client-side apply writes one): at a
+        // thousand objects they are most of the cache.
+        .modify(|obj| {
+            obj.managed_fields_mut().clear();
+            obj.annotations_mut().remove(LAST_APPLIED);
+        })
         .reflect(writer)
+        // An object that changes or goes away may settle a rival's claim on
+        // its ServiceAccount: the rivals look again at once. One watch
+        // serves both, the cache and these wakes.
+        .inspect_ok(move |event| {
+            for rival in rivals_touched_by(&rivals, event) {
+                let _ = wake_rivals.unbounded_send(rival);
+            }
+        })
         .applied_objects()
         .predicate_filter(
             predicates::generation
@@ -56,12 +80,19 @@ pub async fn run<K: ManagedKind>(
             PredicateConfig::default(),
         );
     let _ = K::store(&ctx).set(store.clone());
-    let rivals = store.clone();
     let judge_again = ctx.clone();
     let guardrail_changes = guardrails_file::changes(ctx.guardrails.clone()).map(move |()| {
         // A status in sync under the old guardrails proves nothing now.
         judge_again.first_checks.check_all_now();
     });
+    // Metadata only: annotations are all the operator reads from this
+    // watch, and the whole cluster's ServiceAccounts need not cross the
+    // wire in full.
+    let claimants = store.clone();
+    let service_account_changes = watcher(service_accounts, watcher::Config::default())
+        .default_backoff()
+        .filter_map(|event| std::future::ready(event.ok()))
+        .flat_map(move |event| futures::stream::iter(claims_touched(&claimants, event)));
     Controller::for_stream(changes, store.clone())
         .with_config(
             controller::Config::default().concurrency(ctx.settings.max_concurrent_reconciles),
@@ -69,16 +100,8 @@ pub async fn run<K: ManagedKind>(
         // New guardrails may refuse what was allowed, or allow what was
         // refused: every object is judged again.
         .reconcile_all_on(guardrail_changes)
-        .watches(service_accounts, watcher::Config::default(), move |sa| {
-            claims_of(&store, &sa)
-        })
-        // An object that starts claiming a ServiceAccount may take it from a
-        // younger claimant, which looks again at once. (One that stops
-        // claiming frees it for the losers at their next re-check: 30 s,
-        // growing to 10 minutes.)
-        .watches(api, watcher::Config::default(), move |obj: K| {
-            rival_claims(&rivals, &obj)
-        })
+        .reconcile_on(service_account_changes)
+        .reconcile_on(rival_wakes)
         .shutdown_on_signal()
         .run(reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|result| async move {
@@ -101,42 +124,6 @@ async fn wait_for_crd<K: ManagedKind>(api: &Api<K>) {
         }
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
-}
-
-/// Annotations, except the operator's own record of what it made: writing
-/// that record must not cost a second round of AWS reads.
-fn annotations_but_records<K: Resource>(obj: &K) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    obj.annotations()
-        .iter()
-        .filter(|(key, _)| ![RECORDED_ROLES, RECORDED_SERVICE_ACCOUNTS].contains(&key.as_str()))
-        .for_each(|entry| entry.hash(&mut hasher));
-    Some(hasher.finish())
-}
-
-fn deletion_requested<K: Resource>(obj: &K) -> Option<u64> {
-    obj.meta().deletion_timestamp.as_ref().map(|_| 1)
-}
-
-/// The objects that name this ServiceAccount, so that a deleted, recreated
-/// or edited ServiceAccount is looked at again at once.
-fn claims_of<K: ManagedKind>(store: &Store<K>, sa: &ServiceAccount) -> Vec<ObjectRef<K>> {
-    let (namespace, name) = (sa.namespace(), sa.name_any());
-    store
-        .state()
-        .iter()
-        .filter(|obj| obj.namespace() == namespace && obj.service_account_name() == name)
-        .map(|obj| ObjectRef::from_obj(obj.as_ref()))
-        .collect()
-}
-
-/// The other objects of the kind claiming `obj`'s ServiceAccount.
-fn rival_claims<K: ManagedKind>(store: &Store<K>, obj: &K) -> Vec<ObjectRef<K>> {
-    rivals(store, obj)
-        .iter()
-        .map(|other| ObjectRef::from_obj(other.as_ref()))
-        .collect()
 }
 
 /// Per object, not per name: one deleted and made again starts afresh.
@@ -230,7 +217,7 @@ async fn first_check_later<K: ManagedKind>(obj: &K, ctx: &Context) -> Option<Act
 }
 
 /// The status says Ready for the spec as it is now.
-fn ready_at_its_generation<K: ManagedKind>(obj: &K) -> bool {
+pub(super) fn ready_at_its_generation<K: ManagedKind>(obj: &K) -> bool {
     let status = obj.current_status();
     status.observed_generation() == obj.meta().generation
         && find(status.conditions(), READY).is_some_and(|c| c.status == "True")
@@ -284,7 +271,7 @@ async fn service_account_agrees<K: ManagedKind>(obj: &K, ctx: &Context) -> bool 
     let api: Api<ServiceAccount> =
         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     match api.get_opt(&obj.service_account_name()).await {
-        Ok(Some(sa)) => obj.service_account_agrees(&sa),
+        Ok(Some(sa)) => obj.service_account_agrees(&sa.metadata),
         _ => false,
     }
 }

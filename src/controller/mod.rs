@@ -18,6 +18,7 @@ pub mod pod_identity_binding;
 #[cfg(test)]
 mod stand_ins;
 pub mod status;
+pub mod triggers;
 
 pub use context::Context;
 pub use error::Error;

@@ -3,7 +3,7 @@
 //! of every ServiceAccount it may have used, the IRSA annotation, rival
 //! claims); desire and plan are `crate::policy::binding_plan`'s.
 
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::sync::OnceLock;
 
 use kube::runtime::reflector::Store;
@@ -42,10 +42,13 @@ impl ManagedKind for PodIdentityBinding {
         self.status.clone().unwrap_or_default()
     }
 
-    /// EKS, not the ServiceAccount, carries the binding; it only has to
-    /// exist.
-    fn service_account_agrees(&self, _service_account: &ServiceAccount) -> bool {
-        true
+    /// EKS, not the ServiceAccount, carries the binding; the ServiceAccount
+    /// only has to exist without an IRSA role, which would take precedence.
+    fn service_account_agrees(&self, service_account: &ObjectMeta) -> bool {
+        service_account
+            .annotations
+            .as_ref()
+            .is_none_or(|a| !a.contains_key(ROLE_ARN))
     }
 
     fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<DesiredBinding, Refusal> {

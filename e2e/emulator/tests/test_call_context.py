@@ -88,6 +88,8 @@ def test_eks_calls_carry_cluster_association_and_passed_role(emu: Emulator, clus
         tags={CLUSTER_TAG: "c1"},
     )["association"]
     eks.tag_resource(resourceArn=assoc["associationArn"], tags={"team": "web"})
+    eks.list_pod_identity_associations(clusterName=cluster, namespace="ns", serviceAccount="sa")
+    eks.describe_pod_identity_association(clusterName=cluster, associationId=assoc["associationId"])
     eks.update_pod_identity_association(clusterName=cluster, associationId=assoc["associationId"], roleArn=role_arn)
     eks.delete_pod_identity_association(clusterName=cluster, associationId=assoc["associationId"])
     calls = emu.calls(since=start)
@@ -112,6 +114,17 @@ def test_eks_calls_carry_cluster_association_and_passed_role(emu: Emulator, clus
 
     delete = only(calls, "DeletePodIdentityAssociation")
     assert delete["resource"] == assoc["associationArn"] and delete["implied"] == []
+
+    # Whose call it was: the benchmark's floor groups calls by it.
+    for operation in (
+        "CreatePodIdentityAssociation",
+        "ListPodIdentityAssociations",
+        "DescribePodIdentityAssociation",
+        "UpdatePodIdentityAssociation",
+        "DeletePodIdentityAssociation",
+    ):
+        assert only(calls, operation)["subject"] == "ns/sa", operation
+    assert tag["subject"] is None
 
 
 def test_reads_of_what_is_not_there_are_described_too(emu: Emulator, cluster):
