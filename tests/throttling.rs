@@ -3,7 +3,8 @@
 //! (as AWS does), then refuses every call briefly, then answers half the
 //! IAM writes with 5xx. No object turns terminal, all are Ready soon after,
 //! nothing is deleted, an object already converged never flips to not
-//! Ready, and the work costs at most 1.3 times the fault-free run's calls.
+//! Ready, and beyond the attempts AWS refused the work costs at most 1.1
+//! times the fault-free run's calls (the plain ratio is printed).
 //!
 //! Two operators: one creates objects in three waves during the faults
 //! (its calls are the work compared between the runs); the other keeps
@@ -326,5 +327,22 @@ async fn throttling_and_5xx_bursts_cost_little_and_break_nothing() {
     );
     assert_eq!(faulted.deletes, 0, "nothing is deleted");
     assert!(faulted.throttled > 0 && faulted.server_errors > 0);
-    assert!(ratio <= 1.3, "{ratio:.2} times the fault-free run's calls");
+    // Every attempt AWS refused has to be made again: those are the faults'
+    // cost, fixed by this schedule at about 18 attempts, which is 30 % of a
+    // fault-free run since a create costs 5 calls (it was 20 % at 10). What
+    // the operator adds beyond them is bounded tightly (no extra rounds of
+    // reads), and a retry storm would show as most calls refused while
+    // rate-limited. The plain ratio is printed above.
+    let refused = faulted.throttled + faulted.server_errors;
+    let beyond_refusals = (faulted.calls - refused) as f64 / fault_free.calls as f64;
+    assert!(
+        beyond_refusals <= 1.1,
+        "{beyond_refusals:.2} times the fault-free run's calls, the {refused} refused attempts \
+         left out (ratio {ratio:.2} with them)"
+    );
+    assert!(
+        faulted.throttled_share_while_limited <= 0.5,
+        "{:.0} % of the calls made while rate-limited were throttled",
+        100.0 * faulted.throttled_share_while_limited
+    );
 }
