@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Context, Error};
+use crate::api::conditions::{READY, find};
 use crate::policy::association_plan::ObservedAssociation;
 use crate::policy::desire::Defaults;
 use crate::policy::plan::{Plan, Subject};
@@ -133,6 +134,13 @@ pub(crate) use ready_status_fields;
 pub struct Executed {
     /// The association as EKS answered the last create or update.
     pub association: Option<ObservedAssociation>,
+}
+
+/// The status says Ready for the spec as it is now.
+pub fn ready_at_its_generation<K: ManagedKind>(obj: &K) -> bool {
+    let status = obj.current_status();
+    status.observed_generation() == obj.meta().generation
+        && find(status.conditions(), READY).is_some_and(|c| c.status == "True")
 }
 
 /// `namespace/name`, as metrics count objects.

@@ -20,14 +20,14 @@ use super::backoff::{Schedule, TRANSIENT};
 use super::execute::execute;
 use super::first_check::{Decision, fingerprint};
 use super::guardrails_file;
-use super::kind::{ManagedKind, ReadyStatus, object_key};
+use super::kind::{ManagedKind, ReadyStatus, object_key, ready_at_its_generation};
 use super::observe::{namespace_labels, subject_of};
 use super::status::{self, Outcome};
 use super::triggers::{
     annotations_but_records, claims_touched, deletion_requested, rivals_touched_by,
 };
 use super::{Context, Error, FINALIZER};
-use crate::api::conditions::{READY, find, reason};
+use crate::api::conditions::reason;
 use crate::health::Readiness;
 use crate::policy::desire::Defaults;
 use crate::policy::plan::Subject;
@@ -214,13 +214,6 @@ async fn first_check_later<K: ManagedKind>(obj: &K, ctx: &Context) -> Option<Act
             Some(Action::requeue(wait))
         }
     }
-}
-
-/// The status says Ready for the spec as it is now.
-pub(super) fn ready_at_its_generation<K: ManagedKind>(obj: &K) -> bool {
-    let status = obj.current_status();
-    status.observed_generation() == obj.meta().generation
-        && find(status.conditions(), READY).is_some_and(|c| c.status == "True")
 }
 
 /// Throttling, a 5xx or a timeout while only reading, or IAM's reads

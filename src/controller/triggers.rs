@@ -11,8 +11,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use super::FIELD_MANAGER;
-use super::kind::ManagedKind;
-use super::lifecycle::ready_at_its_generation;
+use super::kind::{ManagedKind, ready_at_its_generation};
 use super::observe::{annotation_manager, rivals};
 use crate::policy::plan::{RECORDED_ROLES, RECORDED_SERVICE_ACCOUNTS};
 
