@@ -113,19 +113,34 @@ pub fn as_observed(sa: &ServiceAccount, uid: &str) -> ObservedServiceAccount {
     ObservedServiceAccount::from_service_account(sa, &annotation_manager(uid), uid)
 }
 
-/// The other objects of the kind in the cache claiming `obj`'s
-/// ServiceAccount.
-pub fn rivals<K: ManagedKind>(store: &Store<K>, obj: &K) -> Vec<Arc<K>> {
-    let (namespace, name, sa) = (obj.namespace(), obj.name_any(), obj.service_account_name());
+/// The objects of the kind in the cache claiming the ServiceAccount
+/// `namespace/service_account`.
+pub fn claimants<K: ManagedKind>(
+    store: &Store<K>,
+    namespace: Option<&str>,
+    service_account: &str,
+) -> Vec<Arc<K>> {
     store
         .state()
         .into_iter()
         .filter(|other| {
-            other.namespace() == namespace
-                && other.name_any() != name
-                && other.service_account_name() == sa
+            other.namespace().as_deref() == namespace
+                && other.service_account_name() == service_account
         })
         .collect()
+}
+
+/// The other objects of the kind in the cache claiming `obj`'s
+/// ServiceAccount.
+pub fn rivals<K: ManagedKind>(store: &Store<K>, obj: &K) -> Vec<Arc<K>> {
+    let name = obj.name_any();
+    let mut found = claimants(
+        store,
+        obj.namespace().as_deref(),
+        &obj.service_account_name(),
+    );
+    found.retain(|other| other.name_any() != name);
+    found
 }
 
 /// The oldest other object of the kind claiming the same ServiceAccount,

@@ -12,7 +12,7 @@ use kube::{Resource, ResourceExt};
 
 use super::FIELD_MANAGER;
 use super::kind::{ManagedKind, ready_at_its_generation};
-use super::observe::{annotation_manager, rivals};
+use super::observe::{annotation_manager, claimants, rivals};
 use crate::policy::plan::{RECORDED_ROLES, RECORDED_SERVICE_ACCOUNTS};
 
 /// Annotations, except the operator's own record of what it made: writing
@@ -42,14 +42,11 @@ pub fn claims_touched<K: ManagedKind>(
         watcher::Event::Init | watcher::Event::InitDone => return Vec::new(),
     };
     let meta = &service_account.metadata;
-    let (namespace, name) = (meta.namespace.as_deref(), meta.name.as_deref());
-    store
-        .state()
+    let Some(name) = meta.name.as_deref() else {
+        return Vec::new();
+    };
+    claimants(store, meta.namespace.as_deref(), name)
         .iter()
-        .filter(|obj| {
-            obj.namespace().as_deref() == namespace
-                && Some(obj.service_account_name().as_str()) == name
-        })
         .filter(|obj| wakes(obj.as_ref(), meta, deleted))
         .map(|obj| ObjectRef::from_obj(obj.as_ref()))
         .collect()
