@@ -282,22 +282,21 @@ class Floor:
                              "SignedHeaders=host;x-amz-date, Signature=0",
         }
 
-    def _send(self, service: str, method: str, path: str, body: bytes | None, content_type: str) -> int:
+    def _send(self, service: str, method: str, path: str, body: bytes | None,
+              content_type: str) -> tuple[int, bytes]:
         headers = {**self._headers(service), "Content-Type": content_type}
         req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
-                resp.read()
-                return resp.status
+                return resp.status, resp.read()
         except urllib.error.HTTPError as err:
-            err.read()
-            return err.code
+            return err.code, err.read()
 
     def _iam(self, action: str, **params: str) -> int:
         form = urllib.parse.urlencode({"Action": action, "Version": "2010-05-08", **params}).encode()
-        return self._send("iam", "POST", "/", form, "application/x-www-form-urlencoded; charset=utf-8")
+        return self._send("iam", "POST", "/", form, "application/x-www-form-urlencoded; charset=utf-8")[0]
 
-    def _eks(self, method: str, path: str, body: dict | None = None) -> int:
+    def _eks(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
         data = json.dumps(body).encode() if body is not None else None
         return self._send("eks", method, f"/clusters/{self.cluster}{path}", data, "application/json")
 
@@ -323,24 +322,17 @@ class Floor:
             return self._iam(operation, OpenIDConnectProviderArn=self.provider)
         if operation == "ListPodIdentityAssociations":
             query = urllib.parse.urlencode({"namespace": namespace, "serviceAccount": account})
-            return self._eks("GET", f"/pod-identity-associations?{query}")
+            return self._eks("GET", f"/pod-identity-associations?{query}")[0]
         if operation == "CreatePodIdentityAssociation":
-            body = {"namespace": namespace, "serviceAccount": account,
-                    "roleArn": f"arn:aws:iam::{self.account}:role/{role}", "tags": {"bench": "floor"}}
-            data = json.dumps(body).encode()
-            req = urllib.request.Request(f"{self.url}/clusters/{self.cluster}/pod-identity-associations",
-                                         data=data, method="POST",
-                                         headers={**self._headers("eks"), "Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=60) as resp:
-                    association.append(json.load(resp)["association"]["associationId"])
-                    return resp.status
-            except urllib.error.HTTPError as err:
-                err.read()
-                return err.code
+            status, answer = self._eks("POST", "/pod-identity-associations", {
+                "namespace": namespace, "serviceAccount": account,
+                "roleArn": f"arn:aws:iam::{self.account}:role/{role}", "tags": {"bench": "floor"}})
+            if status == 200:
+                association.append(json.loads(answer)["association"]["associationId"])
+            return status
         if operation in ("DescribePodIdentityAssociation", "DeletePodIdentityAssociation"):
             method = "GET" if operation.startswith("Describe") else "DELETE"
-            return self._eks(method, f"/pod-identity-associations/{association[0] if association else 'a-none'}")
+            return self._eks(method, f"/pod-identity-associations/{association[0] if association else 'a-none'}")[0]
         raise ValueError(f"the floor cannot replay {operation}")
 
     def replay(self, chains: list[list[str]], tag: str) -> tuple[float, int, Counter]:
