@@ -48,14 +48,13 @@ async fn missing_provider_then_wrong_audience_then_ready() {
     assert!(events.contains("OIDCProviderNotFound"), "{events}");
     assert!(events.contains("AudienceNotAllowed"), "{events}");
 
-    // The fix. (moto answers AddClientIDToOpenIDConnectProvider with a 500,
-    // so the provider is re-created with the right client ID instead.)
-    iam.delete_open_id_connect_provider()
+    // The fix, as `aws iam add-client-id-to-open-id-connect-provider` makes it.
+    iam.add_client_id_to_open_id_connect_provider()
         .open_id_connect_provider_arn(&provider)
+        .client_id("sts.amazonaws.com")
         .send()
         .await
-        .expect("DeleteOpenIDConnectProvider");
-    let provider = create_provider(&iam, &h.issuer, &["sts.amazon.com", "sts.amazonaws.com"]).await;
+        .expect("AddClientIDToOpenIDConnectProvider");
     h.wait_ready("isa/app", &ns);
     let status = h.kubectl_json(&["get", "isa", "app", "-n", &ns])["status"].clone();
     assert_eq!(status["oidcProviderArn"].as_str(), Some(provider.as_str()));

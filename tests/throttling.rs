@@ -13,7 +13,7 @@
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -109,6 +109,9 @@ fn wait_all_ready(h: &Harness, ns: &str, count: usize, timeout: Duration) -> Dur
 
 struct Run {
     calls: usize,
+    /// Calls AWS answered (not refused), per operation: where the work
+    /// beyond the refusals differs between the runs.
+    answered: BTreeMap<String, usize>,
     throttled: usize,
     server_errors: usize,
     /// Of the calls while the rate limit alone was on, the share throttled.
@@ -254,8 +257,13 @@ fn run(h: &Harness, label: &str, faults: bool) -> Run {
         .filter(|c| c.fault.as_deref() == Some("throttle"))
         .count() as f64
         / while_limited.len().max(1) as f64;
+    let mut answered = BTreeMap::new();
+    for call in work_calls.iter().filter(|c| c.fault.is_none()) {
+        *answered.entry(call.operation.clone()).or_insert(0) += 1;
+    }
     let run = Run {
         calls: work_calls.len(),
+        answered,
         throttled: work_calls
             .iter()
             .filter(|c| c.fault.as_deref() == Some("throttle"))
@@ -334,11 +342,20 @@ async fn throttling_and_5xx_bursts_cost_little_and_break_nothing() {
     // reads), and a retry storm would show as most calls refused while
     // rate-limited. The plain ratio is printed above.
     let refused = faulted.throttled + faulted.server_errors;
+    let answered_differently: Vec<String> = faulted
+        .answered
+        .iter()
+        .filter_map(|(operation, &count)| {
+            let before = fault_free.answered.get(operation).copied().unwrap_or(0);
+            (count != before).then(|| format!("{operation} {before}->{count}"))
+        })
+        .collect();
     let beyond_refusals = (faulted.calls - refused) as f64 / fault_free.calls as f64;
     assert!(
         beyond_refusals <= 1.1,
         "{beyond_refusals:.2} times the fault-free run's calls, the {refused} refused attempts \
-         left out (ratio {ratio:.2} with them)"
+         left out (ratio {ratio:.2} with them); answered calls that differ: \
+         {answered_differently:?}"
     );
     assert!(
         faulted.throttled_share_while_limited <= 0.5,

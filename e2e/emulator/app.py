@@ -1,4 +1,5 @@
-"""The WSGI app in front of moto: control API, faults, call log, Pod Identity, IAM rules and read lag."""
+"""The WSGI app in front of moto: control API, faults, call log, what moto lacks (Pod Identity,
+EKS add-ons, OIDC client IDs), IAM rules and read lag."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from . import call_context, eks_api, moto_bridge
+from . import call_context, eks_api, iam_oidc, moto_bridge
+from .addons import AddonStore
 from .aws_errors import Response, error_response, fault_response, rest_json_error
 from .classify import AwsRequest, classify
 from .control import PREFIX, ControlApi
@@ -97,14 +99,18 @@ class _Buffered:
 class EmulatorApp:
     def __init__(self, moto_app: Callable[..., Any] | None = None) -> None:
         self.moto_app = moto_app or moto_bridge.build_app()
-        self.store = PodIdentityStore(moto_bridge.MotoDirectory())
+        directory = moto_bridge.MotoDirectory()
+        self.store = PodIdentityStore(directory)
+        self.addons = AddonStore(directory)
         self.faults = FaultInjector()
         self.calls = CallLog(os.environ.get("EMULATOR_CALL_LOG_FILE") or None)
         self.iam_rules = IamRules()
         self.iam_visibility = IamVisibility()
+        self.oidc_client_ids = iam_oidc.OidcClientIds()
         self.control = ControlApi(
             moto_app=self.moto_app,
             store=self.store,
+            addons=self.addons,
             faults=self.faults,
             calls=self.calls,
             iam_visibility=self.iam_visibility,
@@ -126,7 +132,7 @@ class EmulatorApp:
         decision = self.faults.decide(request.service, request.operation, request.access_key)
         # Read before the call: aws:ResourceTag is what the resource carried
         # when AWS decided, not what the call left.
-        context = call_context.describe(request, body, environ, self.store)
+        context = call_context.describe(request, body, environ, self.store, self.addons)
 
         def record(status: int) -> None:
             self.calls.record(
@@ -162,11 +168,13 @@ class EmulatorApp:
         self, environ: dict[str, Any], request: AwsRequest, body: bytes, start_response: StartResponse
     ) -> Iterable[bytes]:
         if eks_api.handles(request):
-            return _send(self._pod_identity(environ, request, body), start_response)
+            return _send(self._eks(environ, request, body), start_response)
         if request.service == "iam":
             hidden = self.iam_visibility.check(environ, request, body)
             if hidden is not None:
                 return _send(hidden, start_response)
+            if iam_oidc.handles(request):
+                return _send(self.oidc_client_ids.serve(environ, request, body), start_response)
             with self.iam_rules.exclusive(request.operation):
                 refusal = self.iam_rules.check(environ, request, body)
                 if refusal is not None:
@@ -199,10 +207,13 @@ class EmulatorApp:
         start_response(served.status_line, served.headers)
         return served.chunks
 
-    def _pod_identity(self, environ: dict[str, Any], request: AwsRequest, body: bytes) -> Response:
+    def _eks(self, environ: dict[str, Any], request: AwsRequest, body: bytes) -> Response:
+        """The EKS calls moto lacks: Pod Identity and add-ons."""
         try:
             scope = Scope(moto_bridge.account_for(environ, request.access_key), request.region or "us-east-1")
-            return eks_api.dispatch(self.store, scope, request, environ.get("QUERY_STRING", ""), body)
+            return eks_api.dispatch(
+                self.store, self.addons, scope, request, environ.get("QUERY_STRING", ""), body
+            )
         except Exception:  # a bug here must still reach the SDK as an AWS error
             traceback.print_exc()
             return rest_json_error("ServerException", "Internal error in the e2e emulator", 500)

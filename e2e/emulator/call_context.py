@@ -16,6 +16,7 @@ import urllib.parse
 from typing import Any
 
 from . import moto_bridge
+from .addons import AddonStore, addon_arn_prefix
 from .classify import AwsRequest
 from .pod_identity import ASSOCIATION_ARN, PodIdentityStore, Scope, partition_of
 
@@ -25,11 +26,22 @@ POD_IDENTITY_SERVICE = "pods.eks.amazonaws.com"
 _ROLE_PARAMETER = "RoleName"
 # EKS calls whose resource is the cluster rather than an association.
 _CLUSTER_OPERATIONS = frozenset(
-    {"DescribeCluster", "CreatePodIdentityAssociation", "ListPodIdentityAssociations", "DeleteCluster"}
+    {
+        "DescribeCluster",
+        "CreatePodIdentityAssociation",
+        "ListPodIdentityAssociations",
+        "DeleteCluster",
+        "CreateAddon",
+        "ListAddons",
+    }
 )
 _ASSOCIATION_OPERATIONS = frozenset(
     {"DescribePodIdentityAssociation", "UpdatePodIdentityAssociation", "DeletePodIdentityAssociation"}
 )
+# EKS calls whose resource is one add-on.
+_ADDON_OPERATIONS = frozenset({"DescribeAddon", "UpdateAddon", "DeleteAddon"})
+# EKS calls whose body may carry `tags` for the new resource.
+_TAGGING_OPERATIONS = frozenset({"CreatePodIdentityAssociation", "CreateAddon", "TagResource"})
 
 
 def _form(body: bytes, query_string: str) -> dict[str, list[str]]:
@@ -70,6 +82,7 @@ def describe(
     body: bytes,
     environ: dict[str, Any],
     store: PodIdentityStore,
+    addons: AddonStore,
 ) -> dict[str, Any]:
     """The call as a policy simulator sees it. Never raises: a call that
     cannot be described is still served and logged, with what is known."""
@@ -92,7 +105,7 @@ def describe(
         elif request.service == "sts":
             context["resource"] = "*"
         elif request.service == "eks":
-            _describe_eks(context, request, body, environ, store, Scope(account_id, region))
+            _describe_eks(context, request, body, environ, store, addons, Scope(account_id, region))
     except Exception as err:  # noqa: BLE001 - describing must never fail the call
         context["describeError"] = f"{type(err).__name__}: {err}"
     return context
@@ -162,6 +175,7 @@ def _describe_eks(
     body: bytes,
     environ: dict[str, Any],
     store: PodIdentityStore,
+    addons: AddonStore,
     scope: Scope,
 ) -> None:
     params = request.path_params
@@ -177,12 +191,21 @@ def _describe_eks(
         )
         context["resource"] = arn
         context["resourceTags"] = store.tags_or_none(scope, arn)
+    if operation in _ADDON_OPERATIONS and cluster and params.get("addonName"):
+        found = addons.arn_and_tags(scope, cluster, params["addonName"])
+        if found is not None:
+            context["resource"], context["resourceTags"] = found
+        else:
+            # EKS authorizes against the add-on's ARN, whose last part is an
+            # id only an existing add-on has: left a wildcard, which a policy
+            # granting the add-on by name (".../addon/CLUSTER/NAME/*") still matches.
+            context["resource"] = addon_arn_prefix(scope, cluster, params["addonName"]) + "*"
     if operation in ("TagResource", "UntagResource"):
         arn = params.get("resourceArn")
         context["resource"] = arn
         if arn and ASSOCIATION_ARN.match(arn):
             context["resourceTags"] = store.tags_or_none(scope, arn)
-    payload = _json_body(body) if operation in ("CreatePodIdentityAssociation", "TagResource") else {}
+    payload = _json_body(body) if operation in _TAGGING_OPERATIONS else {}
     if isinstance(payload.get("tags"), dict):
         context["requestTags"] = {str(k): str(v) for k, v in payload["tags"].items()}
         context["tagKeys"] = sorted(context["requestTags"])

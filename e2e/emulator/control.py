@@ -10,26 +10,35 @@ GET    /_emulator/calls?since=<seq>
 DELETE /_emulator/calls
 GET    /_emulator/propagation
 PUT    /_emulator/propagation {"roleVisibleToEksAfterMs"?: n, "roleVisibleToIamAfterMs"?: n}
+PUT    /_emulator/clusters/{name}/addons/{addon}
+       {"status", "addonVersion"?, "serviceAccountRoleArn"?, "tags"?, "region"?, "accountId"?}
+DELETE /_emulator/clusters/{name}/addons/{addon}  {"region"?, "accountId"?}
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from . import moto_bridge
-from .aws_errors import Response
+from .addons import STATUSES, AddonStore
+from .aws_errors import EksError, Response
 from .faults import CallLog, FaultInjector, FaultRule
 from .iam_visibility import IamVisibility
-from .pod_identity import PodIdentityStore
+from .pod_identity import PodIdentityStore, Scope, parse_tags
 
 PREFIX = "/_emulator"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_VERSION = "1.37"
 ROLE_VISIBLE_TO_EKS_AFTER_MS = "roleVisibleToEksAfterMs"
 ROLE_VISIBLE_TO_IAM_AFTER_MS = "roleVisibleToIamAfterMs"
+# PATH_INFO is already percent-decoded; EKS names never hold a slash.
+ADDON_PATH = re.compile(r"^/clusters/(?P<cluster>[^/]+)/addons/(?P<addon>[^/]+)$")
+ADDON_FIELDS = ("status", "addonVersion", "serviceAccountRoleArn", "tags", "region", "accountId")
 
 
 class ControlError(Exception):
@@ -48,12 +57,14 @@ class ControlApi:
         *,
         moto_app: Callable[..., Any],
         store: PodIdentityStore,
+        addons: AddonStore,
         faults: FaultInjector,
         calls: CallLog,
         iam_visibility: IamVisibility,
     ) -> None:
         self._moto_app = moto_app
         self._store = store
+        self._addons = addons
         self._faults = faults
         self._calls = calls
         self._iam_visibility = iam_visibility
@@ -69,19 +80,32 @@ class ControlApi:
             ("GET", "/propagation"): lambda env, body: self._propagation(),
             ("PUT", "/propagation"): self._put_propagation,
         }
+        # Routes with names in the path, by method.
+        self._addon_routes: dict[str, Callable[..., Response]] = {
+            "PUT": self._put_addon,
+            "DELETE": self._remove_addon,
+        }
 
     def handle(self, environ: dict[str, Any], body: bytes) -> Response:
         path = environ.get("PATH_INFO", "")[len(PREFIX) :].rstrip("/") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
-        handler = self._routes.get((method, path))
         try:
-            if handler is None:
-                if any(p == path for (_, p) in self._routes):
-                    raise ControlError(405, f"{method} not allowed on {PREFIX}{path}")
-                raise ControlError(404, f"no control endpoint {PREFIX}{path}")
-            return handler(environ, body)
+            return self._handler(method, path)(environ, body)
         except ControlError as err:
             return _reply(err.status, {"error": str(err)})
+
+    def _handler(self, method: str, path: str) -> Callable[[dict[str, Any], bytes], Response]:
+        handler = self._routes.get((method, path))
+        if handler is not None:
+            return handler
+        addon_path = ADDON_PATH.match(path)
+        if addon_path is not None and method in self._addon_routes:
+            return functools.partial(
+                self._addon_routes[method], cluster=addon_path["cluster"], addon=addon_path["addon"]
+            )
+        if addon_path is not None or any(p == path for (_, p) in self._routes):
+            raise ControlError(405, f"{method} not allowed on {PREFIX}{path}")
+        raise ControlError(404, f"no control endpoint {PREFIX}{path}")
 
     # -- handlers -----------------------------------------------------------
 
@@ -110,6 +134,7 @@ class ControlApi:
         self._faults.clear()
         moto_bridge.reset()
         self._store.reset()  # also sets the EKS propagation delay back to 0
+        self._addons.reset()
         self._iam_visibility.set_delay_ms(0)
         self._calls.clear()
         return _reply(200, {"status": "ok"})
@@ -172,6 +197,50 @@ class ControlApi:
         if ROLE_VISIBLE_TO_IAM_AFTER_MS in req:
             self._iam_visibility.set_delay_ms(req[ROLE_VISIBLE_TO_IAM_AFTER_MS])
         return self._propagation()
+
+    def _put_addon(self, environ: dict[str, Any], body: bytes, *, cluster: str, addon: str) -> Response:
+        req = _json_object(body)
+        unknown = sorted(set(req) - set(ADDON_FIELDS))
+        if unknown:
+            # A misspelt key must not silently leave the add-on other than asked.
+            raise ControlError(400, f"unknown fields: {', '.join(unknown)}")
+        status = _string(req, "status", required=True)
+        if status not in STATUSES:
+            raise ControlError(400, f"status must be one of {', '.join(STATUSES)}")
+        scope = _scope(req)
+        try:
+            tags = parse_tags(req.get("tags"), cluster) if "tags" in req else None
+            described = self._addons.put(
+                scope,
+                cluster,
+                addon,
+                status=status,
+                version=_string(req, "addonVersion"),
+                service_account_role_arn=_string(req, "serviceAccountRoleArn"),
+                tags=tags,
+            )
+        except EksError as err:
+            raise ControlError(err.status, err.message) from None
+        # DescribeAddon's {"addon": ...}, timestamps in epoch seconds as on the wire.
+        return _reply(200, {"addon": described})
+
+    def _remove_addon(self, environ: dict[str, Any], body: bytes, *, cluster: str, addon: str) -> Response:
+        req = _json_object(body)
+        unknown = sorted(set(req) - {"region", "accountId"})
+        if unknown:
+            raise ControlError(400, f"unknown fields: {', '.join(unknown)}")
+        try:
+            removed = self._addons.remove(_scope(req), cluster, addon)
+        except EksError as err:
+            raise ControlError(err.status, err.message) from None
+        # Removing an absent add-on is no error: tests clean up without asking first.
+        return _reply(200, {"addon": removed})
+
+
+def _scope(req: dict[str, Any]) -> Scope:
+    """Where a control request acts: the body's region and account, else the defaults."""
+    region = _string(req, "region") or DEFAULT_REGION
+    return Scope(_string(req, "accountId") or moto_bridge.DEFAULT_ACCOUNT_ID, region)
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -39,9 +39,11 @@ __all__ = [
     "describe_cluster",
     "find_iam_role",
     "iam_role_created_at",
+    "oidc_client_ids",
     "posix_seconds",
     "reset",
     "role_facts",
+    "set_oidc_client_ids",
     "upsert_cluster",
     "warm_up",
 ]
@@ -145,6 +147,27 @@ def role_facts(account_id: str, region: str | None, role_name: str) -> RoleFacts
         return None
     tags = {tag["Key"]: tag["Value"] for tag in (role.tags or [])}
     return RoleFacts(arn=role.arn, tags=tags)
+
+
+def _oidc_provider(account_id: str, region: str | None, arn: str) -> Any:
+    backend = iam_backends[account_id][get_partition(region or "us-east-1")]
+    return backend.open_id_providers.get(arn)
+
+
+def oidc_client_ids(account_id: str, region: str | None, arn: str) -> list[str] | None:
+    """The client IDs (audiences) of an IAM OIDC provider, or None when there is no such provider."""
+    provider = _oidc_provider(account_id, region, arn)
+    return None if provider is None else list(provider.client_id_list)
+
+
+def set_oidc_client_ids(account_id: str, region: str | None, arn: str, client_ids: list[str]) -> bool:
+    """Replaces an OIDC provider's client IDs, where moto's GetOpenIDConnectProvider
+    reads them; False when the provider is gone."""
+    provider = _oidc_provider(account_id, region, arn)
+    if provider is None:
+        return False
+    provider.client_id_list = list(client_ids)
+    return True
 
 
 def posix_seconds(moment: datetime) -> float:

@@ -187,7 +187,7 @@ class PodIdentityStore:
             namespace = _required_str(request, "namespace", cluster)
             service_account = _required_str(request, "serviceAccount", cluster)
             role_arn = _required_str(request, "roleArn", cluster)
-            tags = _tags(request.get("tags"), cluster)
+            tags = parse_tags(request.get("tags"), cluster)
             disable_session_tags = _optional_bool(request, "disableSessionTags", cluster)
             target_role_arn = _optional_str(request, "targetRoleArn", cluster) or None
             policy = _optional_str(request, "policy", cluster) or None
@@ -345,7 +345,7 @@ class PodIdentityStore:
     def tag(self, scope: Scope, arn: str, tags: Any) -> None:
         with self._lock:
             association = self._by_arn(scope, arn)
-            new_tags = _tags(tags, None, error_code="BadRequestException")
+            new_tags = parse_tags(tags, None, error_code="BadRequestException")
             merged = {**association.tags, **new_tags}
             if len(merged) > MAX_TAGS:
                 raise EksError("BadRequestException", f"A resource can have at most {MAX_TAGS} tags")
@@ -501,7 +501,11 @@ def _optional_bool(request: Mapping[str, Any], key: str, cluster: str) -> bool |
     return value
 
 
-def _tags(raw: Any, cluster: str | None, error_code: str = "InvalidParameterException") -> dict[str, str]:
+def parse_tags(
+    raw: Any, cluster: str | None, error_code: str = "InvalidParameterException"
+) -> dict[str, str]:
+    """An EKS `tags` member, checked as EKS does (add-ons use it too)."""
+
     def fail(message: str) -> EksError:
         return EksError(error_code, message, {"clusterName": cluster} if cluster else {})
 

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use super::first_check::FirstChecks;
+use super::shared_facts::SharedFacts;
 use crate::api::{IamServiceAccount, PodIdentityBinding};
 use crate::aws::{Eks, Iam};
 use crate::config::Settings;
@@ -34,9 +35,8 @@ pub struct Context {
     /// filled once the controller exists (it owns the reflector).
     pub iam_service_accounts: OnceLock<Store<IamServiceAccount>>,
     pub pod_identity_bindings: OnceLock<Store<PodIdentityBinding>>,
-    /// Set once `DescribeCluster` found the configured cluster: it is not
-    /// asked again for every object.
-    pub cluster_found: OnceLock<()>,
+    /// The cluster's existence and its OIDC provider, read for all objects.
+    pub shared: SharedFacts,
 }
 
 impl Context {
@@ -64,7 +64,7 @@ impl Context {
             refused: Backoff::default(),
             iam_service_accounts: OnceLock::new(),
             pod_identity_bindings: OnceLock::new(),
-            cluster_found: OnceLock::new(),
+            shared: SharedFacts::default(),
         }
     }
 }

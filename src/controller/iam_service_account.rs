@@ -90,8 +90,8 @@ impl ManagedKind for IamServiceAccount {
                 return Ok(observed);
             };
             observed.provider_audiences = ctx
-                .iam
-                .oidc_provider_audiences(&desired.provider_arn)
+                .shared
+                .provider_audiences(&ctx.iam, &desired.provider_arn, &desired.audience)
                 .await?;
             observed.foreign_role = foreign_role(ctx, &observed, desired).await?;
         } else if observed.retain {

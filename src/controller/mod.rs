@@ -15,6 +15,7 @@ pub mod kind;
 pub mod lifecycle;
 pub mod observe;
 pub mod pod_identity_binding;
+pub mod shared_facts;
 #[cfg(test)]
 mod stand_ins;
 pub mod status;

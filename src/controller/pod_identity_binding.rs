@@ -87,7 +87,10 @@ impl ManagedKind for PodIdentityBinding {
                 let Some(desired) = desired else {
                     return Ok(observed);
                 };
-                observed.cluster_found = cluster_exists(ctx).await?;
+                observed.cluster_found = ctx
+                    .shared
+                    .cluster_exists(&ctx.eks, &ctx.settings.cluster_name)
+                    .await?;
                 if !observed.cluster_found {
                     return Ok(observed);
                 }
@@ -153,22 +156,6 @@ impl ReadyStatus for PodIdentityBindingStatus {
             self.association_arn = Some(association.association_arn.clone());
         }
     }
-}
-
-/// `DescribeCluster` once per process: a wrong cluster name or region is
-/// then a named reason on every object instead of an opaque EKS error.
-async fn cluster_exists(ctx: &Context) -> Result<bool, Error> {
-    if ctx.cluster_found.get().is_some() {
-        return Ok(true);
-    }
-    let found = ctx
-        .eks
-        .describe_cluster_exists(&ctx.settings.cluster_name)
-        .await?;
-    if found {
-        let _ = ctx.cluster_found.set(());
-    }
-    Ok(found)
 }
 
 /// The associations of the current ServiceAccount and of every one recorded

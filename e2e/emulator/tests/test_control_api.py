@@ -122,6 +122,7 @@ def test_reset_forgets_everything(emu: Emulator, cluster, role_arn):
     eks.create_pod_identity_association(
         clusterName=cluster, namespace="ns", serviceAccount="sa", roleArn=role_arn
     )
+    emu.ok("PUT", f"/clusters/{cluster}/addons/eks-pod-identity-agent", {"status": "ACTIVE"})
     emu.ok(
         "PUT",
         "/faults",
@@ -146,9 +147,10 @@ def test_reset_forgets_everything(emu: Emulator, cluster, role_arn):
     # AWS-managed policies come back with the fresh IAM backend.
     policy = iam.get_policy(PolicyArn="arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")["Policy"]
     assert policy["PolicyName"] == "AmazonS3ReadOnlyAccess"
-    # A cluster of the same name starts without the old associations.
+    # A cluster of the same name starts without the old associations and add-ons.
     emu.ok("POST", "/clusters", {"name": cluster})
     assert eks.list_pod_identity_associations(clusterName=cluster)["associations"] == []
+    assert eks.list_addons(clusterName=cluster)["addons"] == []
     new_role = make_role(emu, "after-reset")
     # With the propagation delays gone, a brand-new role is usable at once.
     eks.create_pod_identity_association(
