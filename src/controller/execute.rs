@@ -1,6 +1,6 @@
 //! The one executor of plans, for both kinds: runs the steps in order, stops
-//! at the first failure, and publishes one Event per step that changed
-//! something. Its only rules of its own are IAM propagation: EKS refusing a
+//! at the first failure, and publishes one Event listing the steps that
+//! changed something. Its only rules of its own are IAM propagation: EKS refusing a
 //! role made moments ago, or IAM creating a role it has just said is absent,
 //! is waiting, not failure.
 
@@ -41,79 +41,110 @@ pub async fn execute<K: ManagedKind>(
     ctx: &Context,
     steps: &[Step],
 ) -> Result<Executed, Error> {
-    let object = obj.object_ref(&());
-    let namespace = obj.namespace().unwrap_or_default();
-    let uid = obj.uid().unwrap_or_default();
     let mut executed = Executed::default();
     let mut created_now = None;
+    let mut changes = Vec::new();
+    let mut outcome = Ok(());
     for step in steps {
         tracing::info!(step = ?step_name(step), "applying");
-        match step {
-            Step::Record(recorded) => {
-                let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
-                let patch = json!({"metadata": {"annotations": recorded.to_annotations()}});
-                let params = PatchParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                };
-                api.patch(&obj.name_any(), &params, &Patch::Merge(&patch))
-                    .await?;
-            }
-            Step::Role { .. } | Step::Association { .. } => {
-                let cluster = &ctx.settings.cluster_name;
-                if let Some(after) =
-                    aws_step(&ctx.iam, &ctx.eks, cluster, step, &mut created_now).await?
-                {
-                    executed.association = Some(after);
+        match run_step(obj, ctx, step, &mut created_now).await {
+            Ok(StepDone::Changed(association)) => {
+                if association.is_some() {
+                    executed.association = association;
                 }
+                changes.extend(step.event());
             }
-            Step::AnnotateServiceAccount {
-                name,
-                annotations,
-                owner,
-            } => {
-                annotate(
-                    ctx,
-                    &namespace,
-                    name,
-                    annotations,
-                    owner,
-                    &annotation_manager(&uid),
-                )
-                .await?
+            Ok(StepDone::AlreadySo) => {}
+            Err(e) => {
+                outcome = Err(e);
+                break;
             }
-            Step::ReleaseServiceAccount { name } => {
-                let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
-                // Applying an object without the fields we owned removes
-                // exactly those.
-                let patch = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}});
-                match api
-                    .patch(
-                        name,
-                        &PatchParams::apply(&annotation_manager(&uid)),
-                        &Patch::Apply(&patch),
-                    )
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(status)) if status.code == 404 => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Step::DeleteServiceAccount { name } => {
-                let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
-                match api.delete(name, &DeleteParams::default()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(status)) if status.code == 404 => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        if let Some((reason, note)) = step.event() {
-            events::changed(ctx, &object, reason, note).await;
         }
     }
-    Ok(executed)
+    // The changes made before a failure are told too: they stand in AWS.
+    if let Some((reason, note)) = one_event_for(changes) {
+        events::changed(ctx, &obj.object_ref(&()), reason, note).await;
+    }
+    outcome.map(|()| executed)
+}
+
+enum StepDone {
+    /// With the association after a create or an update.
+    Changed(Option<ObservedAssociation>),
+    /// What the step would remove was gone already.
+    AlreadySo,
+}
+
+/// Every change of a reconcile in one Event, named for the first (the
+/// role's creation, when there is one): a create is then one Event write,
+/// not one per step, and the note still lists each change in order.
+fn one_event_for(changes: Vec<(&'static str, String)>) -> Option<(&'static str, String)> {
+    let reason = changes.first()?.0;
+    let notes: Vec<String> = changes.into_iter().map(|(_, note)| note).collect();
+    Some((reason, notes.join("; ")))
+}
+
+async fn run_step<K: ManagedKind>(
+    obj: &K,
+    ctx: &Context,
+    step: &Step,
+    created_now: &mut Option<SystemTime>,
+) -> Result<StepDone, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    match step {
+        Step::Record(recorded) => {
+            let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+            let patch = json!({"metadata": {"annotations": recorded.to_annotations()}});
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            api.patch(&obj.name_any(), &params, &Patch::Merge(&patch))
+                .await?;
+        }
+        Step::Role { .. } | Step::Association { .. } => {
+            let cluster = &ctx.settings.cluster_name;
+            let association = aws_step(&ctx.iam, &ctx.eks, cluster, step, created_now).await?;
+            return Ok(StepDone::Changed(association));
+        }
+        Step::AnnotateServiceAccount {
+            name,
+            annotations,
+            owner,
+        } => {
+            let manager = annotation_manager(&obj.uid().unwrap_or_default());
+            annotate(ctx, &namespace, name, annotations, owner, &manager).await?
+        }
+        Step::ReleaseServiceAccount { name } => {
+            let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
+            // Applying an object without the fields we owned removes
+            // exactly those.
+            let patch =
+                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}});
+            let manager = annotation_manager(&obj.uid().unwrap_or_default());
+            match api
+                .patch(name, &PatchParams::apply(&manager), &Patch::Apply(&patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    return Ok(StepDone::AlreadySo);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Step::DeleteServiceAccount { name } => {
+            let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    return Ok(StepDone::AlreadySo);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(StepDone::Changed(None))
 }
 
 /// One IAM or EKS step. `created_now` is when this plan made its role: EKS
@@ -220,6 +251,28 @@ async fn annotate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_event_names_the_first_change_and_lists_them_all() {
+        assert_eq!(one_event_for(Vec::new()), None);
+        let (reason, note) = one_event_for(vec![
+            ("CreateRole", "created role web".to_string()),
+            (
+                "AttachRolePolicy",
+                "role web: attached ReadOnly".to_string(),
+            ),
+            (
+                "AnnotatedServiceAccount",
+                "ServiceAccount web annotated".to_string(),
+            ),
+        ])
+        .expect("an Event");
+        assert_eq!(reason, "CreateRole");
+        assert_eq!(
+            note,
+            "created role web; role web: attached ReadOnly; ServiceAccount web annotated"
+        );
+    }
 
     #[test]
     fn refusals_of_a_new_role_are_propagation() {
