@@ -128,6 +128,11 @@ def percentile(values: list[float], p: float) -> float:
 # -- Kubernetes ---------------------------------------------------------------
 
 
+# What a kept-alive connection the server closed while idle raises: the
+# request never reached it, so sending it again is safe.
+STALE_CONNECTION = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+
 class Kube:
     """The harness's API server as its admin, over plain HTTPS: kubectl's
     start-up would be most of a single object's latency."""
@@ -145,7 +150,8 @@ class Kube:
         """One request on this thread's kept-alive connection, as kubectl or
         a GitOps tool would make it: a TLS handshake per object would load
         the API server more than the operator does. Retries what the API
-        server asks to be retried (429) and a connection it closed."""
+        server asks to be retried (429) and a kept connection it had closed
+        while idle; never one that timed out (the server may have acted)."""
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": content_type, "Accept": "application/json"}
         for attempt in range(10):
@@ -158,12 +164,16 @@ class Kube:
                 connection.request(method, path, body=data, headers=headers)
                 response = connection.getresponse()
                 payload = response.read()
-            except (http.client.HTTPException, OSError):
+            except STALE_CONNECTION:
                 connection.close()
                 self.connections.https = None
                 if attempt >= 2:
                     raise
                 continue
+            except (http.client.HTTPException, OSError):
+                connection.close()
+                self.connections.https = None
+                raise
             if response.status == 429:
                 time.sleep(float(response.getheader("Retry-After") or 1))
                 continue
@@ -325,11 +335,15 @@ class Floor:
                 connection.request(method, path, body=body, headers=headers)
                 response = connection.getresponse()
                 return response.status, response.read()
-            except (http.client.HTTPException, OSError):
+            except STALE_CONNECTION:
                 connection.close()
                 self.connections.http = None
                 if attempt >= 2:
                     raise
+            except (http.client.HTTPException, OSError):
+                connection.close()
+                self.connections.http = None
+                raise
         raise AssertionError("unreachable")
 
     def _iam(self, action: str, **params: str) -> int:
@@ -608,7 +622,8 @@ class Bench:
                  f"{1.25 * floor_seconds + 5 - all_ready:+.1f} s)", "<= 1.25 x floor + 5 s")
         # Where the machine's time went: the floor has the emulator alone,
         # the operator's run shares the cores with the control plane.
-        self.row(f"{kind.name}: CPU seconds while the {n} were made ({os.cpu_count()} cores x {all_ready:.1f} s)",
+        self.row(f"{kind.name}: CPU seconds while the {n} were made ({os.cpu_count()} cores x {all_ready:.1f} s; "
+                 "processes alive at both ends)",
                  ", ".join(f"{program} {seconds:.1f}" for program, seconds in cpu_used.most_common() if seconds >= 0.1))
         if floor_statuses != operator_statuses:
             self.row(f"{kind.name}: statuses, operator vs floor", f"{dict(operator_statuses)} vs {dict(floor_statuses)}")

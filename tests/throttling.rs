@@ -342,12 +342,17 @@ async fn throttling_and_5xx_bursts_cost_little_and_break_nothing() {
     // reads), and a retry storm would show as most calls refused while
     // rate-limited. The plain ratio is printed above.
     let refused = faulted.throttled + faulted.server_errors;
-    let answered_differently: Vec<String> = faulted
+    let operations: BTreeSet<&String> = fault_free
         .answered
-        .iter()
-        .filter_map(|(operation, &count)| {
+        .keys()
+        .chain(faulted.answered.keys())
+        .collect();
+    let answered_differently: Vec<String> = operations
+        .into_iter()
+        .filter_map(|operation| {
             let before = fault_free.answered.get(operation).copied().unwrap_or(0);
-            (count != before).then(|| format!("{operation} {before}->{count}"))
+            let after = faulted.answered.get(operation).copied().unwrap_or(0);
+            (after != before).then(|| format!("{operation} {before}->{after}"))
         })
         .collect();
     let beyond_refusals = (faulted.calls - refused) as f64 / fault_free.calls as f64;

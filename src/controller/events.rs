@@ -1,5 +1,5 @@
-//! Events a person reads in `kubectl describe`: one per change made in AWS
-//! and one per new failure reason. Publishing is best effort: an Event that
+//! Events a person reads in `kubectl describe`: one per reconcile that
+//! changed something, and one per new failure reason. Publishing is best effort: an Event that
 //! cannot be written must not fail the reconcile.
 //!
 //! Each Event is published by a recorder of its own. kube's recorder keeps
@@ -13,6 +13,9 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
 
 use super::Context;
+
+/// The longest note the API server takes (events.k8s.io: 1 KiB).
+pub const NOTE_MAX: usize = 1000;
 
 pub async fn changed(ctx: &Context, object: &ObjectReference, reason: &str, note: String) {
     publish(ctx, object, EventType::Normal, reason, note).await;
@@ -32,7 +35,7 @@ async fn publish(
     let event = Event {
         type_,
         reason: reason.to_string(),
-        note: Some(truncate(note, 1000)),
+        note: Some(truncate(note, NOTE_MAX)),
         action: "Reconcile".into(),
         secondary: None,
     };

@@ -11,9 +11,10 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use super::events::{self, NOTE_MAX};
 use super::kind::{Executed, ManagedKind};
 use super::observe::annotation_manager;
-use super::{Context, Error, FIELD_MANAGER, events};
+use super::{Context, Error, FIELD_MANAGER};
 use crate::aws::{EksApi, IamApi};
 use crate::policy::association_plan::ObservedAssociation;
 use crate::policy::plan::Step;
@@ -77,11 +78,31 @@ enum StepDone {
 
 /// Every change of a reconcile in one Event, named for the first (the
 /// role's creation, when there is one): a create is then one Event write,
-/// not one per step, and the note still lists each change in order.
+/// not one per step, and the note still lists each change in order. Past
+/// what a note holds, it says how many more there were rather than
+/// cutting one off mid-way.
 fn one_event_for(changes: Vec<(&'static str, String)>) -> Option<(&'static str, String)> {
     let reason = changes.first()?.0;
-    let notes: Vec<String> = changes.into_iter().map(|(_, note)| note).collect();
-    Some((reason, notes.join("; ")))
+    let total = changes.len();
+    let mut note = String::new();
+    for (told, (_, change)) in changes.into_iter().enumerate() {
+        let more = format!("; and {} more", total - told);
+        let separator = if told == 0 { "" } else { "; " };
+        let fits_with_room = note.len() + separator.len() + change.len() + more.len() <= NOTE_MAX;
+        let last_fits =
+            told + 1 == total && note.len() + separator.len() + change.len() <= NOTE_MAX;
+        if !(fits_with_room || last_fits) {
+            if told == 0 {
+                // A single change longer than a note is cut by the publisher.
+                return Some((reason, change));
+            }
+            note.push_str(&more);
+            break;
+        }
+        note.push_str(separator);
+        note.push_str(&change);
+    }
+    Some((reason, note))
 }
 
 async fn run_step<K: ManagedKind>(
@@ -272,6 +293,28 @@ mod tests {
             note,
             "created role web; role web: attached ReadOnly; ServiceAccount web annotated"
         );
+    }
+
+    #[test]
+    fn a_long_list_says_how_many_more_instead_of_cutting_one_off() {
+        let changes: Vec<(&'static str, String)> = (0..40)
+            .map(|i| {
+                (
+                    "AttachRolePolicy",
+                    format!("role web: attached arn:aws:iam::aws:policy/Policy{i:02}"),
+                )
+            })
+            .collect();
+        let (_, note) = one_event_for(changes).expect("an Event");
+        assert!(note.len() <= NOTE_MAX, "{} bytes", note.len());
+        let told = note.matches("attached").count();
+        assert!(told > 10 && told < 40, "{told} told");
+        assert!(
+            note.ends_with(&format!("; and {} more", 40 - told)),
+            "{note}"
+        );
+        let exact: Vec<(&'static str, String)> = vec![("CreateRole", "x".repeat(NOTE_MAX))];
+        assert_eq!(one_event_for(exact).expect("an Event").1.len(), NOTE_MAX);
     }
 
     #[test]

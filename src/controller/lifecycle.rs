@@ -91,7 +91,14 @@ pub async fn run<K: ManagedKind>(
     let claimants = store.clone();
     let service_account_changes = watcher(service_accounts, watcher::Config::default())
         .default_backoff()
-        .filter_map(|event| std::future::ready(event.ok()))
+        .filter_map(|event| {
+            // The watcher retries by itself; a failing one should still be
+            // seen, or ServiceAccount changes would go unnoticed silently.
+            if let Err(e) = &event {
+                tracing::warn!(error = %e, "ServiceAccount watch");
+            }
+            std::future::ready(event.ok())
+        })
         .flat_map(move |event| futures::stream::iter(claims_touched(&claimants, event)));
     Controller::for_stream(changes, store.clone())
         .with_config(

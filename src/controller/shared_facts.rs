@@ -4,6 +4,7 @@
 //! created at once, or resynced, then cost one such read, not a thousand.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -11,17 +12,24 @@ use crate::aws::error::AwsError;
 use crate::aws::{Eks, Iam};
 
 /// How long a provider that admitted an audience is trusted to still do
-/// so. A provider deleted or narrowed in IAM shows on the objects within
-/// this; one that lacks the audience is read again at every attempt, so a
-/// fix made in IAM is seen at the object's next retry.
+/// so: a provider deleted or narrowed in IAM shows at the first reconcile
+/// of an object after this (its next resync at the latest), while a burst
+/// of creates or resyncs reads it once. One that lacks the audience is read
+/// again at every attempt, so a fix made in IAM is seen at the next retry.
 pub const PROVIDER_FRESH_FOR: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 pub struct SharedFacts {
     /// Held across the `DescribeCluster` call, so objects reconciled
     /// together wait for one answer instead of each asking.
-    cluster_found: tokio::sync::Mutex<bool>,
+    cluster: tokio::sync::Mutex<Option<ClusterAnswer>>,
     providers: Mutex<HashMap<String, ProviderRead>>,
+}
+
+/// The last `DescribeCluster` answer and when it came.
+struct ClusterAnswer {
+    at: Instant,
+    outcome: Result<bool, AwsError>,
 }
 
 #[derive(Clone)]
@@ -35,11 +43,32 @@ impl SharedFacts {
     /// asked again (a wrong name or region is then a named reason on every
     /// object instead of an opaque EKS error).
     pub async fn cluster_exists(&self, eks: &Eks, cluster: &str) -> Result<bool, AwsError> {
-        let mut found = self.cluster_found.lock().await;
-        if !*found {
-            *found = eks.describe_cluster_exists(cluster).await?;
+        self.cluster_exists_by(|| eks.describe_cluster_exists(cluster))
+            .await
+    }
+
+    /// A found cluster is kept; any other answer (absent, throttled, denied)
+    /// is shared with the callers that were already waiting for it, and a
+    /// later caller asks again: a slow or failing `DescribeCluster` then
+    /// holds the waiting reconciles once, not once each.
+    async fn cluster_exists_by<F, Fut>(&self, describe: F) -> Result<bool, AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<bool, AwsError>>,
+    {
+        let asked = Instant::now();
+        let mut last = self.cluster.lock().await;
+        if let Some(answer) = last.as_ref()
+            && (matches!(answer.outcome, Ok(true)) || answer.at >= asked)
+        {
+            return answer.outcome.clone();
         }
-        Ok(*found)
+        let outcome = describe().await;
+        *last = Some(ClusterAnswer {
+            at: Instant::now(),
+            outcome: outcome.clone(),
+        });
+        outcome
     }
 
     /// The provider's client IDs, `None` when the account has no such
@@ -88,9 +117,89 @@ fn still_admits(read: Option<&ProviderRead>, audience: &str, now: Instant) -> Op
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
-    use super::{PROVIDER_FRESH_FOR, ProviderRead, still_admits};
+    use super::{PROVIDER_FRESH_FOR, ProviderRead, SharedFacts, still_admits};
+    use crate::aws::error::{AwsError, classify};
+
+    fn throttled() -> AwsError {
+        AwsError {
+            operation: "DescribeCluster",
+            kind: classify("ThrottlingException"),
+            code: "ThrottlingException".into(),
+            message: "Rate exceeded".into(),
+        }
+    }
+
+    /// Eight reconciles asking at once, against a `DescribeCluster` that
+    /// answers `answers[i]` at its i-th call, slowly.
+    async fn eight_at_once(
+        answers: Vec<Result<bool, AwsError>>,
+    ) -> (usize, Vec<Result<bool, AwsError>>) {
+        let facts = Arc::new(SharedFacts::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let answers = Arc::new(answers);
+        let askers: Vec<_> = (0..8)
+            .map(|_| {
+                let (facts, calls, answers) = (facts.clone(), calls.clone(), answers.clone());
+                tokio::spawn(async move {
+                    facts
+                        .cluster_exists_by(|| async move {
+                            let call = calls.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            answers[call.min(answers.len() - 1)].clone()
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for asker in askers {
+            outcomes.push(asker.await.expect("asker"));
+        }
+        (calls.load(Ordering::SeqCst), outcomes)
+    }
+
+    #[tokio::test]
+    async fn callers_waiting_together_share_one_describe_cluster() {
+        let (calls, outcomes) = eight_at_once(vec![Ok(true)]).await;
+        assert_eq!(calls, 1);
+        assert!(outcomes.iter().all(|o| matches!(o, Ok(true))));
+        let (calls, outcomes) = eight_at_once(vec![Err(throttled()), Ok(true)]).await;
+        assert_eq!(calls, 1, "a failure is shared with those already waiting");
+        assert!(outcomes.iter().all(|o| o.is_err()));
+    }
+
+    #[tokio::test]
+    async fn a_later_caller_asks_again_after_a_failure_but_not_after_found() {
+        let facts = SharedFacts::default();
+        let calls = AtomicUsize::new(0);
+        let ask = |answer: Result<bool, AwsError>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move { answer }
+        };
+        assert!(
+            facts
+                .cluster_exists_by(|| ask(Err(throttled())))
+                .await
+                .is_err()
+        );
+        assert!(matches!(
+            facts.cluster_exists_by(|| ask(Ok(false))).await,
+            Ok(false)
+        ));
+        assert!(matches!(
+            facts.cluster_exists_by(|| ask(Ok(true))).await,
+            Ok(true)
+        ));
+        assert!(matches!(
+            facts.cluster_exists_by(|| ask(Ok(false))).await,
+            Ok(true)
+        ));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
 
     fn read_at(at: Instant) -> ProviderRead {
         ProviderRead {
@@ -101,19 +210,23 @@ mod tests {
 
     #[test]
     fn a_fresh_read_that_admits_the_audience_is_reused() {
-        let now = Instant::now();
-        let read = read_at(now - Duration::from_secs(5));
+        let read_then = Instant::now();
+        let read = read_at(read_then);
         assert_eq!(
-            still_admits(Some(&read), "vault", now),
+            still_admits(Some(&read), "vault", read_then + Duration::from_secs(5)),
             Some(vec!["sts.amazonaws.com".to_string(), "vault".to_string()])
         );
     }
 
     #[test]
     fn a_stale_read_or_one_lacking_the_audience_is_read_again() {
+        let read_then = Instant::now();
+        let stale = read_at(read_then);
+        assert_eq!(
+            still_admits(Some(&stale), "vault", read_then + PROVIDER_FRESH_FOR),
+            None
+        );
         let now = Instant::now();
-        let stale = read_at(now - PROVIDER_FRESH_FOR);
-        assert_eq!(still_admits(Some(&stale), "vault", now), None);
         let fresh = read_at(now);
         assert_eq!(still_admits(Some(&fresh), "other", now), None);
         assert_eq!(still_admits(None, "vault", now), None);
