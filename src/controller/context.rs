@@ -8,6 +8,7 @@ use kube::runtime::reflector::Store;
 use tokio::sync::watch;
 
 use super::backoff::Backoff;
+use super::claim_index::ClaimIndex;
 use super::first_check::FirstChecks;
 use super::shared_facts::SharedFacts;
 use crate::api::{IamServiceAccount, PodIdentityBinding};
@@ -35,6 +36,9 @@ pub struct Context {
     /// filled once the controller exists (it owns the reflector).
     pub iam_service_accounts: OnceLock<Store<IamServiceAccount>>,
     pub pod_identity_bindings: OnceLock<Store<PodIdentityBinding>>,
+    /// Who claims which ServiceAccount, per kind, kept from the same watch.
+    pub iam_service_account_claims: ClaimIndex,
+    pub pod_identity_binding_claims: ClaimIndex,
     /// The cluster's existence and its OIDC provider, read for all objects.
     pub shared: SharedFacts,
 }
@@ -64,6 +68,8 @@ impl Context {
             refused: Backoff::default(),
             iam_service_accounts: OnceLock::new(),
             pod_identity_bindings: OnceLock::new(),
+            iam_service_account_claims: ClaimIndex::default(),
+            pod_identity_binding_claims: ClaimIndex::default(),
             shared: SharedFacts::default(),
         }
     }

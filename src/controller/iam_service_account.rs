@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use kube::Resource;
 use kube::runtime::reflector::Store;
 
+use super::claim_index::ClaimIndex;
 use super::kind::ManagedKind;
 use super::observe::{as_observed, get_service_account, observe_roles_of, older_claim};
 use super::{Context, Error};
@@ -35,6 +36,10 @@ impl ManagedKind for IamServiceAccount {
 
     fn store(ctx: &Context) -> &OnceLock<Store<Self>> {
         &ctx.iam_service_accounts
+    }
+
+    fn claim_index(ctx: &Context) -> &ClaimIndex {
+        &ctx.iam_service_account_claims
     }
 
     fn current_status(&self) -> IamServiceAccountStatus {

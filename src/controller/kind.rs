@@ -13,6 +13,7 @@ use kube::runtime::reflector::Store;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::claim_index::ClaimIndex;
 use super::{Context, Error};
 use crate::api::conditions::{READY, find};
 use crate::policy::association_plan::ObservedAssociation;
@@ -44,6 +45,9 @@ pub trait ManagedKind:
     /// The cache of every object of this kind, filled once the controller
     /// exists (it owns the reflector).
     fn store(ctx: &Context) -> &OnceLock<Store<Self>>;
+
+    /// Which objects of this kind claim each ServiceAccount.
+    fn claim_index(ctx: &Context) -> &ClaimIndex;
 
     fn current_status(&self) -> Self::Status;
 

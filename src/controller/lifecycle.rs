@@ -48,6 +48,7 @@ pub async fn run<K: ManagedKind>(
     let (store, writer) = reflector::store();
     let (wake_rivals, rival_wakes) = futures::channel::mpsc::unbounded();
     let rivals = store.clone();
+    let claims = ctx.clone();
     // Status writes (the operator's own) and other changes that leave spec,
     // finalizers, annotations and deletion alone call for no reconcile: each
     // would only read AWS again. Annotations pass so that `kubectl annotate`
@@ -59,7 +60,8 @@ pub async fn run<K: ManagedKind>(
         // last applied spec (Argo CD's client-side apply writes one): at a
         // thousand objects they are most of the cache.
         .modify(|obj| {
-            obj.managed_fields_mut().clear();
+            // None, not an empty list: a cleared Vec keeps its buffer.
+            obj.meta_mut().managed_fields = None;
             obj.annotations_mut().remove(LAST_APPLIED);
         })
         .reflect(writer)
@@ -67,7 +69,9 @@ pub async fn run<K: ManagedKind>(
         // its ServiceAccount: the rivals look again at once. One watch
         // serves both, the cache and these wakes.
         .inspect_ok(move |event| {
-            for rival in rivals_touched_by(&rivals, event) {
+            let index = K::claim_index(&claims);
+            index.apply(event);
+            for rival in rivals_touched_by(&rivals, index, event) {
                 let _ = wake_rivals.unbounded_send(rival);
             }
         })
@@ -89,6 +93,7 @@ pub async fn run<K: ManagedKind>(
     // watch, and the whole cluster's ServiceAccounts need not cross the
     // wire in full.
     let claimants = store.clone();
+    let claims = ctx.clone();
     let service_account_changes = watcher(service_accounts, watcher::Config::default())
         .default_backoff()
         .filter_map(|event| {
@@ -99,7 +104,10 @@ pub async fn run<K: ManagedKind>(
             }
             std::future::ready(event.ok())
         })
-        .flat_map(move |event| futures::stream::iter(claims_touched(&claimants, event)));
+        .flat_map(move |event| {
+            let touched = claims_touched(&claimants, K::claim_index(&claims), event);
+            futures::stream::iter(touched)
+        });
     Controller::for_stream(changes, store.clone())
         .with_config(
             controller::Config::default().concurrency(ctx.settings.max_concurrent_reconciles),

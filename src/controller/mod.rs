@@ -4,6 +4,7 @@
 //! decisions are `crate::policy`'s.
 
 pub mod backoff;
+pub mod claim_index;
 pub mod context;
 pub mod error;
 pub mod events;

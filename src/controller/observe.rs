@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
+use super::claim_index::ClaimIndex;
 use super::kind::ManagedKind;
 use super::kind::ReadyStatus;
 use super::{Context, Error, FIELD_MANAGER};
@@ -117,26 +118,25 @@ pub fn as_observed(sa: &ServiceAccount, uid: &str) -> ObservedServiceAccount {
 /// `namespace/service_account`.
 pub fn claimants<K: ManagedKind>(
     store: &Store<K>,
-    namespace: Option<&str>,
+    index: &ClaimIndex,
+    namespace: &str,
     service_account: &str,
 ) -> Vec<Arc<K>> {
-    store
-        .state()
+    index
+        .claimants(namespace, service_account)
         .into_iter()
-        .filter(|other| {
-            other.namespace().as_deref() == namespace
-                && other.service_account_name() == service_account
-        })
+        .filter_map(|name| store.get(&ObjectRef::new(&name).within(namespace)))
         .collect()
 }
 
 /// The other objects of the kind in the cache claiming `obj`'s
 /// ServiceAccount.
-pub fn rivals<K: ManagedKind>(store: &Store<K>, obj: &K) -> Vec<Arc<K>> {
+pub fn rivals<K: ManagedKind>(store: &Store<K>, index: &ClaimIndex, obj: &K) -> Vec<Arc<K>> {
     let name = obj.name_any();
     let mut found = claimants(
         store,
-        obj.namespace().as_deref(),
+        index,
+        &obj.namespace().unwrap_or_default(),
         &obj.service_account_name(),
     );
     found.retain(|other| other.name_any() != name);
@@ -159,7 +159,7 @@ pub async fn older_claim<K: ManagedKind>(obj: &K, ctx: &Context) -> Result<Optio
         .await
         .map_err(|e| Error::Unexpected(format!("the {} cache stopped: {e}", K::KIND)))?;
     let me = (obj.creation_timestamp(), obj.name_any());
-    Ok(rivals(store, obj)
+    Ok(rivals(store, K::claim_index(ctx), obj)
         .into_iter()
         .filter(|other| other.meta().deletion_timestamp.is_none())
         .map(|other| (other.creation_timestamp(), other.name_any()))

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use kube::runtime::reflector::Store;
 
+use super::claim_index::ClaimIndex;
 use super::kind::Executed;
 use super::kind::ManagedKind;
 use super::kind::{ReadyStatus, ready_status_fields};
@@ -36,6 +37,10 @@ impl ManagedKind for PodIdentityBinding {
 
     fn store(ctx: &Context) -> &OnceLock<Store<Self>> {
         &ctx.pod_identity_bindings
+    }
+
+    fn claim_index(ctx: &Context) -> &ClaimIndex {
+        &ctx.pod_identity_binding_claims
     }
 
     fn current_status(&self) -> PodIdentityBindingStatus {

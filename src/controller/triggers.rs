@@ -11,6 +11,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use super::FIELD_MANAGER;
+use super::claim_index::ClaimIndex;
 use super::kind::{ManagedKind, ready_at_its_generation};
 use super::observe::{annotation_manager, claimants, rivals};
 use crate::policy::plan::{RECORDED_ROLES, RECORDED_SERVICE_ACCOUNTS};
@@ -34,6 +35,7 @@ pub fn deletion_requested<K: Resource>(obj: &K) -> Option<u64> {
 /// The objects of the kind a ServiceAccount change wakes (see `wakes`).
 pub fn claims_touched<K: ManagedKind>(
     store: &Store<K>,
+    index: &ClaimIndex,
     event: watcher::Event<PartialObjectMeta<ServiceAccount>>,
 ) -> Vec<ObjectRef<K>> {
     let (service_account, deleted) = match event {
@@ -45,11 +47,16 @@ pub fn claims_touched<K: ManagedKind>(
     let Some(name) = meta.name.as_deref() else {
         return Vec::new();
     };
-    claimants(store, meta.namespace.as_deref(), name)
-        .iter()
-        .filter(|obj| wakes(obj.as_ref(), meta, deleted))
-        .map(|obj| ObjectRef::from_obj(obj.as_ref()))
-        .collect()
+    claimants(
+        store,
+        index,
+        meta.namespace.as_deref().unwrap_or_default(),
+        name,
+    )
+    .iter()
+    .filter(|obj| wakes(obj.as_ref(), meta, deleted))
+    .map(|obj| ObjectRef::from_obj(obj.as_ref()))
+    .collect()
 }
 
 /// Whether a change to the ServiceAccount `obj` names calls for a look at
@@ -93,10 +100,11 @@ pub fn changed_last_by_operator_for(meta: &ObjectMeta, uid: &str) -> bool {
 /// anyway.)
 pub fn rivals_touched_by<K: ManagedKind>(
     store: &Store<K>,
+    index: &ClaimIndex,
     event: &watcher::Event<K>,
 ) -> Vec<ObjectRef<K>> {
     match event {
-        watcher::Event::Apply(obj) | watcher::Event::Delete(obj) => rivals(store, obj)
+        watcher::Event::Apply(obj) | watcher::Event::Delete(obj) => rivals(store, index, obj)
             .iter()
             .map(|other| ObjectRef::from_obj(other.as_ref()))
             .collect(),
