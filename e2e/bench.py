@@ -494,8 +494,12 @@ class Operator:
         }
         self.log = log_path.open("w")
         self.proc = subprocess.Popen(
+            # Resyncs an hour apart: at 10000 objects a run outlasts the
+            # default ten minutes, and resync reads in the middle of the
+            # floor's replay would slow the floor (the no-op resync is asked
+            # for by an annotation, not waited for).
             [str(REPO / "target/release/iam-operator"), "--cluster-name", h["clusterName"],
-             "--metrics-address", f"127.0.0.1:{self.metrics_port}"],
+             "--metrics-address", f"127.0.0.1:{self.metrics_port}", "--resync-seconds", "3600"],
             env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
