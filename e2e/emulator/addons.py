@@ -13,8 +13,6 @@ same Directory, and requests and results use the EKS API's member names.
 
 from __future__ import annotations
 
-import base64
-import json
 import threading
 import time
 import uuid
@@ -23,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .aws_errors import EksError
-from .pod_identity import ROLE_ARN, Directory, Scope, parse_tags
+from .eks_clusters import ClusterStates, decode_token, encode_token, now_ms
+from .pod_identity import ROLE_ARN, Directory, Scope, parse_tags, required_str
 
 # The AddonStatus enum of the EKS API.
 STATUSES = (
@@ -124,7 +123,8 @@ class AddonStore:
         self._make_id = make_id
         # One lock: the existence check and the insert must be one step.
         self._lock = threading.Lock()
-        self._clusters: dict[tuple[str, str, str], _Cluster] = {}
+        # A re-created cluster starts without add-ons: EKS deletes them with it.
+        self._clusters: ClusterStates[_Cluster] = ClusterStates(directory, _Cluster)
 
     def reset(self) -> None:
         with self._lock:
@@ -135,7 +135,7 @@ class AddonStore:
     def create(self, scope: Scope, cluster: str, request: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
             bucket = self._cluster(scope, cluster)
-            name = _required_str(request, "addonName", cluster)
+            name = required_str(request, "addonName", cluster)
             version = _optional_str(request, "addonVersion", cluster, name) or DEFAULT_VERSION
             role_arn = _optional_str(request, "serviceAccountRoleArn", cluster, name) or None
             if role_arn is not None and ROLE_ARN.match(role_arn) is None:
@@ -268,27 +268,14 @@ class AddonStore:
         )
 
     def _now(self) -> float:
-        # Millisecond precision, like the timestamps EKS returns.
-        return round(self._clock(), 3)
+        return now_ms(self._clock)
 
     def _later_than(self, moment: float) -> float:
         # Strictly later, so a caller can always tell the change happened.
         return max(self._now(), round(moment + 0.001, 3))
 
     def _cluster(self, scope: Scope, name: str) -> _Cluster:
-        incarnation = self._directory.cluster_incarnation(scope, name)
-        if incarnation is None:
-            raise EksError(
-                "ResourceNotFoundException",
-                f"No cluster found for name: {name}.",
-                {"clusterName": name},
-            )
-        key = (scope.account_id, scope.region, name)
-        bucket = self._clusters.get(key)
-        if bucket is None or bucket.incarnation != incarnation:
-            # A re-created cluster starts without add-ons: EKS deletes them with it.
-            bucket = self._clusters[key] = _Cluster(incarnation)
-        return bucket
+        return self._clusters.of(scope, name)
 
     def _addon(self, scope: Scope, cluster: str, name: str) -> Addon:
         addon = self._cluster(scope, cluster).addons.get(name)
@@ -300,15 +287,6 @@ class AddonStore:
 # -- request validation --------------------------------------------------------
 
 
-def _required_str(request: Mapping[str, Any], key: str, cluster: str) -> str:
-    value = request.get(key)
-    if value is None or value == "":
-        raise invalid(f"{key} is required", cluster)
-    if not isinstance(value, str):
-        raise invalid(f"{key} must be a string", cluster)
-    return value
-
-
 def _optional_str(request: Mapping[str, Any], key: str, cluster: str, addon: str) -> str | None:
     value = request.get(key)
     if value is not None and not isinstance(value, str):
@@ -317,17 +295,10 @@ def _optional_str(request: Mapping[str, Any], key: str, cluster: str, addon: str
 
 
 def _encode_token(after_name: str) -> str:
-    raw = json.dumps({"v": 1, "after": after_name}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_token(after_name)
 
 
 def _decode_token(token: str, cluster: str) -> str:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        after = data["after"]
-        if data.get("v") != 1 or not isinstance(after, str):
-            raise ValueError(token)
-        return after
-    except (ValueError, KeyError, TypeError):
-        raise invalid("The nextToken is not valid", cluster) from None
+    return decode_token(
+        token, lambda after: isinstance(after, str), lambda: invalid("The nextToken is not valid", cluster)
+    )

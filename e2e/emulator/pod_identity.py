@@ -8,7 +8,6 @@ keeps the REST binding in eks_api.py a thin translation.
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import re
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .aws_errors import EksError
+from .eks_clusters import ClusterStates, decode_token, encode_token, now_ms
 
 ID_ALPHABET = string.ascii_lowercase + string.digits
 ID_LENGTH = 17
@@ -153,7 +153,9 @@ class PodIdentityStore:
         # One lock for everything: operations are tiny, and a single lock
         # makes the duplicate check and the insert one atomic step.
         self._lock = threading.RLock()
-        self._clusters: dict[tuple[str, str, str], _Cluster] = {}
+        # A re-created cluster starts empty: EKS deletes a cluster's
+        # associations along with it.
+        self._clusters: ClusterStates[_Cluster] = ClusterStates(directory, _Cluster)
         self._replays: dict[tuple[str, ...], _Replay] = {}
         self._seq = 0
         self._role_visible_after_ms = 0
@@ -184,9 +186,9 @@ class PodIdentityStore:
     def create(self, scope: Scope, cluster: str, request: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
             bucket = self._cluster(scope, cluster)
-            namespace = _required_str(request, "namespace", cluster)
-            service_account = _required_str(request, "serviceAccount", cluster)
-            role_arn = _required_str(request, "roleArn", cluster)
+            namespace = required_str(request, "namespace", cluster)
+            service_account = required_str(request, "serviceAccount", cluster)
+            role_arn = required_str(request, "roleArn", cluster)
             tags = parse_tags(request.get("tags"), cluster)
             disable_session_tags = _optional_bool(request, "disableSessionTags", cluster)
             target_role_arn = _optional_str(request, "targetRoleArn", cluster) or None
@@ -305,7 +307,7 @@ class PodIdentityStore:
             disable = association.disable_session_tags
             policy = association.policy
             if "roleArn" in changes:
-                role_arn = _required_str(changes, "roleArn", cluster)
+                role_arn = required_str(changes, "roleArn", cluster)
                 self._check_role(scope, role_arn, cluster, field_name="roleArn", same_account=True)
             if "targetRoleArn" in changes:
                 # An empty string is how a caller drops the target role: the
@@ -380,24 +382,10 @@ class PodIdentityStore:
     # -- internals ----------------------------------------------------------
 
     def _now(self) -> float:
-        # Millisecond precision, like the timestamps EKS returns.
-        return round(self._clock(), 3)
+        return now_ms(self._clock)
 
     def _cluster(self, scope: Scope, name: str) -> _Cluster:
-        incarnation = self._directory.cluster_incarnation(scope, name)
-        if incarnation is None:
-            raise EksError(
-                "ResourceNotFoundException",
-                f"No cluster found for name: {name}.",
-                {"clusterName": name},
-            )
-        key = (scope.account_id, scope.region, name)
-        bucket = self._clusters.get(key)
-        if bucket is None or bucket.incarnation != incarnation:
-            # A re-created cluster starts empty: EKS deletes a cluster's
-            # associations along with it.
-            bucket = self._clusters[key] = _Cluster(incarnation)
-        return bucket
+        return self._clusters.of(scope, name)
 
     def _association(self, scope: Scope, cluster: str, association_id: str) -> Association:
         association = self._cluster(scope, cluster).associations.get(association_id)
@@ -478,7 +466,7 @@ class PodIdentityStore:
 # -- request validation --------------------------------------------------------
 
 
-def _required_str(request: Mapping[str, Any], key: str, cluster: str) -> str:
+def required_str(request: Mapping[str, Any], key: str, cluster: str) -> str:
     value = request.get(key)
     if value is None or value == "":
         raise invalid(f"{key} is required", cluster)
@@ -542,17 +530,12 @@ def _fingerprint(**params: Any) -> str:
 
 
 def _encode_token(after_seq: int) -> str:
-    raw = json.dumps({"v": 1, "after": after_seq}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_token(after_seq)
 
 
 def _decode_token(token: str, cluster: str) -> int:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        after = data["after"]
-        if data.get("v") != 1 or not isinstance(after, int) or isinstance(after, bool) or after < 0:
-            raise ValueError(token)
-        return after
-    except (ValueError, KeyError, TypeError):
-        raise invalid("The nextToken is not valid", cluster) from None
+    return decode_token(
+        token,
+        lambda after: isinstance(after, int) and not isinstance(after, bool) and after >= 0,
+        lambda: invalid("The nextToken is not valid", cluster),
+    )
