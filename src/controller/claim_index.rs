@@ -7,10 +7,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use kube::ResourceExt;
 use kube::runtime::watcher;
-
-use super::kind::ManagedKind;
+use kube::{Resource, ResourceExt};
 
 #[derive(Default)]
 pub struct ClaimIndex {
@@ -61,8 +59,20 @@ impl Index {
 }
 
 impl ClaimIndex {
-    /// Follows one event of the kind's watch.
-    pub fn apply<K: ManagedKind>(&self, event: &watcher::Event<K>) {
+    /// Follows one event of the kind's watch; `service_account_of` names
+    /// the ServiceAccount an object claims.
+    pub fn apply<K: Resource>(
+        &self,
+        event: &watcher::Event<K>,
+        service_account_of: impl Fn(&K) -> String,
+    ) {
+        let claim_of = |obj: &K| {
+            (
+                obj.namespace().unwrap_or_default(),
+                obj.name_any(),
+                service_account_of(obj),
+            )
+        };
         let mut claims = self.lock();
         match event {
             watcher::Event::Apply(obj) => {
@@ -105,14 +115,6 @@ impl ClaimIndex {
     }
 }
 
-fn claim_of<K: ManagedKind>(obj: &K) -> (String, String, String) {
-    (
-        obj.namespace().unwrap_or_default(),
-        obj.name_any(),
-        obj.service_account_name(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use kube::runtime::watcher::Event;
@@ -127,29 +129,33 @@ mod tests {
         obj
     }
 
+    fn follow(index: &ClaimIndex, event: Event<IamServiceAccount>) {
+        index.apply(&event, IamServiceAccount::service_account_name);
+    }
+
     #[test]
     fn follows_creates_moves_and_deletes() {
         let index = ClaimIndex::default();
-        index.apply(&Event::Apply(isa("a", "web")));
-        index.apply(&Event::Apply(isa("b", "web")));
+        follow(&index, Event::Apply(isa("a", "web")));
+        follow(&index, Event::Apply(isa("b", "web")));
         assert_eq!(index.claimants("team", "web"), ["a", "b"]);
         assert!(index.claimants("other", "web").is_empty());
-        index.apply(&Event::Apply(isa("b", "api")));
+        follow(&index, Event::Apply(isa("b", "api")));
         assert_eq!(index.claimants("team", "web"), ["a"]);
         assert_eq!(index.claimants("team", "api"), ["b"]);
-        index.apply(&Event::Delete(isa("a", "web")));
+        follow(&index, Event::Delete(isa("a", "web")));
         assert!(index.claimants("team", "web").is_empty());
     }
 
     #[test]
     fn a_relist_replaces_what_it_knew() {
         let index = ClaimIndex::default();
-        index.apply(&Event::Apply(isa("gone", "web")));
-        index.apply(&Event::<IamServiceAccount>::Init);
-        index.apply(&Event::InitApply(isa("kept", "web")));
+        follow(&index, Event::Apply(isa("gone", "web")));
+        follow(&index, Event::<IamServiceAccount>::Init);
+        follow(&index, Event::InitApply(isa("kept", "web")));
         // Until the relist is done, answers come from what was known.
         assert_eq!(index.claimants("team", "web"), ["gone"]);
-        index.apply(&Event::<IamServiceAccount>::InitDone);
+        follow(&index, Event::<IamServiceAccount>::InitDone);
         assert_eq!(index.claimants("team", "web"), ["kept"]);
     }
 }

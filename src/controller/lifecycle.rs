@@ -70,7 +70,7 @@ pub async fn run<K: ManagedKind>(
         // serves both, the cache and these wakes.
         .inspect_ok(move |event| {
             let index = K::claim_index(&claims);
-            index.apply(event);
+            index.apply(event, K::service_account_name);
             for rival in rivals_touched_by(&rivals, index, event) {
                 let _ = wake_rivals.unbounded_send(rival);
             }
