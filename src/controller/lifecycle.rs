@@ -49,6 +49,7 @@ pub async fn run<K: ManagedKind>(
     let (wake_rivals, rival_wakes) = futures::channel::mpsc::unbounded();
     let rivals = store.clone();
     let claims = ctx.clone();
+    let rivals_ctx = ctx.clone();
     // Status writes (the operator's own) and other changes that leave spec,
     // finalizers, annotations and deletion alone call for no reconcile: each
     // would only read AWS again. Annotations pass so that `kubectl annotate`
@@ -64,14 +65,15 @@ pub async fn run<K: ManagedKind>(
             obj.meta_mut().managed_fields = None;
             obj.annotations_mut().remove(LAST_APPLIED);
         })
+        // The index before the cache: a reconcile that waited for the
+        // cache's first list must find the claims of that list too.
+        .inspect_ok(move |event| K::claim_index(&claims).apply(event, K::service_account_name))
         .reflect(writer)
         // An object that changes or goes away may settle a rival's claim on
         // its ServiceAccount: the rivals look again at once. One watch
         // serves both, the cache and these wakes.
         .inspect_ok(move |event| {
-            let index = K::claim_index(&claims);
-            index.apply(event, K::service_account_name);
-            for rival in rivals_touched_by(&rivals, index, event) {
+            for rival in rivals_touched_by(&rivals, K::claim_index(&rivals_ctx), event) {
                 let _ = wake_rivals.unbounded_send(rival);
             }
         })
