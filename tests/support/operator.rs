@@ -184,16 +184,37 @@ pub const POLICY_PROOF_DIR_ENV: &str = "IAM_OPERATOR_POLICY_PROOF_DIR";
 /// this operator needs can be rendered for exactly these flags.
 fn record_launch(h: &Harness, launch: usize, extra_args: &[&str]) -> String {
     // 20 characters, as AWS access key ids are.
-    let key = format!(
-        "AKIAOPERATOR{:04X}{:04X}",
-        std::process::id() & 0xFFFF,
-        launch & 0xFFFF
-    );
+    let key_for = |attempt: usize| {
+        format!(
+            "AKIAOPERATOR{:04X}{:04X}",
+            (std::process::id() as usize + attempt) & 0xFFFF,
+            launch & 0xFFFF
+        )
+    };
     let Some(dir) = std::env::var_os(POLICY_PROOF_DIR_ENV) else {
-        return key;
+        return key_for(0);
     };
     let dir = std::path::PathBuf::from(dir);
     std::fs::create_dir_all(&dir).expect("policy proof directory");
+    // Process ids come round again in a long test run (two test binaries
+    // once shared one, and the proof judged one's calls by the other's
+    // flags): a key is claimed by creating its launch record, so no two
+    // launches of the run share it.
+    let (key, mut record_file) = (0..)
+        .find_map(|attempt| {
+            let key = key_for(attempt);
+            let path = dir.join(format!("launch-{key}.json"));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(file) => Some((key, file)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                Err(e) => panic!("create the launch record: {e}"),
+            }
+        })
+        .expect("a free access key");
     let cluster = extra_args
         .iter()
         .position(|a| *a == "--cluster-name")
@@ -206,9 +227,11 @@ fn record_launch(h: &Harness, launch: usize, extra_args: &[&str]) -> String {
         "accountId": h.account_id,
         "args": launch_args(extra_args, &dir, &key),
     });
-    std::fs::write(
-        dir.join(format!("launch-{key}.json")),
-        serde_json::to_string_pretty(&record).expect("launch record serialises"),
+    std::io::Write::write_all(
+        &mut record_file,
+        serde_json::to_string_pretty(&record)
+            .expect("launch record serialises")
+            .as_bytes(),
     )
     .expect("write the launch record");
     key
