@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ from moto.core.base_backend import BackendDict, BaseBackend, backend_lock
 from moto.core.model_instances import reset_model_data
 from moto.eks.models import eks_backends
 from moto.iam.exceptions import NotFoundException as IamNotFound
-from moto.iam.models import get_account_id_from, iam_backends
+from moto.iam.models import IAMBackend, get_account_id_from, iam_backends
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -280,11 +281,92 @@ def _find_role(account_id: str, region: str | None, role_name: str) -> Any:
     """moto's role that IAM means by role_name: matched regardless of case,
     the exact spelling first, should moto ever hold two."""
     backend = iam_backends[account_id][get_partition(region or "us-east-1")]
-    # list() copies in one step, so a role created meanwhile by another
-    # request thread cannot break the iteration.
-    roles = list(backend.roles.values())
-    wanted = role_name.lower()
-    matches = [role for role in roles if role.name.lower() == wanted]
-    if not matches:
-        return None
-    return next((r for r in matches if r.name == role_name), matches[0])
+    return backend.roles.named(role_name)
+
+
+class _RolesByName(dict):
+    """moto's role store (role id -> role), also kept by name.
+
+    moto finds a role by walking every role, several times per request: at
+    10,000 roles a GetRole took 8 ms and the emulator, not the operator,
+    set the pace of the benchmark's long mode. IAM roles are never renamed,
+    so the index follows the store's own insertions and deletions.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        # lower-cased name -> {name as stored -> role}
+        self._by_name: dict[str, dict[str, Any]] = {}
+        for role in self.values():
+            self._by_name.setdefault(role.name.lower(), {})[role.name] = role
+
+    def __setitem__(self, role_id: str, role: Any) -> None:
+        super().__setitem__(role_id, role)
+        self._by_name.setdefault(role.name.lower(), {})[role.name] = role
+
+    def __delitem__(self, role_id: str) -> None:
+        role = self[role_id]
+        super().__delitem__(role_id)
+        same = self._by_name.get(role.name.lower(), {})
+        same.pop(role.name, None)
+        if not same:
+            self._by_name.pop(role.name.lower(), None)
+
+    def named(self, role_name: str, exact: bool = False) -> Any:
+        same = self._by_name.get(role_name.lower(), {})
+        if role_name in same or exact:
+            return same.get(role_name)
+        return next(iter(same.values()), None)
+
+
+def _index_roles_by_name() -> None:
+    """Makes every IAM backend keep its roles in a _RolesByName, and moto's
+    own lookups by name and ARN use it (same answers, same errors)."""
+    original_init = IAMBackend.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.roles = _RolesByName(self.roles)
+
+    def get_role(self: Any, role_name: str) -> Any:
+        role = self.roles.named(role_name, exact=True)
+        if role is None:
+            raise IamNotFound(f"Role {role_name} not found")
+        return role
+
+    def get_role_by_arn(self: Any, arn: str) -> Any:
+        role = self.roles.named(arn.rsplit("/", 1)[-1], exact=True)
+        if role is None or role.arn != arn:
+            raise IamNotFound(f"Role {arn} not found")
+        return role
+
+    # CreateRole's own duplicate check walks get_roles(), its only remaining
+    # caller: while a thread creates a role, that walk sees just the roles
+    # of the same name (the check compares names exactly, so it answers the
+    # same).
+    creating = threading.local()
+    original_create_role = IAMBackend.create_role
+    original_get_roles = IAMBackend.get_roles
+
+    def create_role(self: Any, role_name: str, *args: Any, **kwargs: Any) -> Any:
+        creating.name = role_name
+        try:
+            return original_create_role(self, role_name, *args, **kwargs)
+        finally:
+            creating.name = None
+
+    def get_roles(self: Any) -> Any:
+        name = getattr(creating, "name", None)
+        if name is None:
+            return original_get_roles(self)
+        role = self.roles.named(name, exact=True)
+        return [] if role is None else [role]
+
+    IAMBackend.__init__ = init
+    IAMBackend.get_role = get_role
+    IAMBackend.get_role_by_arn = get_role_by_arn
+    IAMBackend.create_role = create_role
+    IAMBackend.get_roles = get_roles
+
+
+_index_roles_by_name()

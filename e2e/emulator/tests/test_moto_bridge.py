@@ -71,3 +71,31 @@ def test_find_iam_role_ignores_case_and_prefers_the_exact_name():
 
 
 POLICY = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}'
+
+
+def test_roles_found_by_name_index_answer_as_moto_did():
+    """moto's lookups by name and ARN go through the emulator's index: the
+    same roles and errors, a deleted role gone from it, a re-created one found."""
+    with mock_aws():
+        iam = boto3.client(
+            "iam", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        for i in range(50):
+            iam.create_role(RoleName=f"r{i}", AssumeRolePolicyDocument=TRUST_POLICY)
+        arn = iam.create_role(RoleName="deep", Path="/team/", AssumeRolePolicyDocument=TRUST_POLICY)["Role"]["Arn"]
+        with pytest.raises(iam.exceptions.EntityAlreadyExistsException):
+            iam.create_role(RoleName="r7", AssumeRolePolicyDocument=TRUST_POLICY)
+        assert iam.get_role(RoleName="r7")["Role"]["RoleName"] == "r7"
+        assert iam.get_role(RoleName="deep")["Role"]["Arn"] == arn
+        directory = moto_bridge.MotoDirectory()
+        assert directory.role_created_at(ACCOUNT, "aws", arn) is not None
+        assert directory.role_created_at(ACCOUNT, "aws", arn.replace("/team/", "/")) is None
+
+        first_id = iam.get_role(RoleName="r7")["Role"]["RoleId"]
+        iam.delete_role(RoleName="r7")
+        with pytest.raises(iam.exceptions.NoSuchEntityException):
+            iam.get_role(RoleName="r7")
+        assert moto_bridge.find_iam_role(ACCOUNT, "us-east-1", "R7") is None
+        iam.create_role(RoleName="r7", AssumeRolePolicyDocument=TRUST_POLICY)
+        assert iam.get_role(RoleName="r7")["Role"]["RoleId"] != first_id
+        assert len(iam.list_roles(MaxItems=1000)["Roles"]) == 51
