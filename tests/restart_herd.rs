@@ -86,12 +86,34 @@ async fn a_restart_over_1000_converged_objects_writes_nothing_and_spreads_its_re
         .into_iter()
         .filter(|c| c.access_key.as_deref() == Some(second.access_key.as_str()))
         .collect();
+    let roles_read = |calls: &[support::Call]| -> std::collections::BTreeSet<String> {
+        calls
+            .iter()
+            .filter(|c| c.operation == "GetRole")
+            .filter_map(|c| c.target.clone())
+            .collect()
+    };
+    let read_in_period = roles_read(&calls).len();
+    // On a machine too slow to serve every check within one period (2
+    // cores under load made 62 calls/s where 4 per object over 60 s needs
+    // 67) the last checks spill over: that is no herd, so the spread is
+    // judged on the period and completeness a little after it.
+    let mut all_calls = calls.clone();
+    let deadline = Instant::now() + 2 * RESYNC;
+    while roles_read(&all_calls).len() < total && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(2));
+        all_calls = emulator
+            .calls_since(mark)
+            .into_iter()
+            .filter(|c| c.access_key.as_deref() == Some(second.access_key.as_str()))
+            .collect();
+    }
     let kube_writes = h.writes_since(audit, &h.operator_user, &ns);
     let ready_after = ready_count(h, &ns);
     let _ = second.child.kill();
     let _ = second.child.wait();
 
-    let aws_writes: Vec<String> = calls
+    let aws_writes: Vec<String> = all_calls
         .iter()
         .filter(|c| is_write(c))
         .map(|c| format!("{} {:?}", c.operation, c.target))
@@ -109,8 +131,8 @@ async fn a_restart_over_1000_converged_objects_writes_nothing_and_spreads_its_re
     support::figure(&format!(
         "restart over {total} converged objects: {} AWS calls in the first resync period \
          ({:.1} per object), {} AWS writes, {} Kubernetes writes; peak {peak} calls/s, \
-         mean {:.1} calls/s over {} s, {} calls in its first sixth; {ready_after} still Ready \
-         {:.0} s after the restart",
+         mean {:.1} calls/s over {} s, {} calls in its first sixth, {read_in_period} of \
+         {total} checked in it; {ready_after} still Ready {:.0} s after the restart",
         calls.len(),
         calls.len() as f64 / total as f64,
         aws_writes.len(),
@@ -125,15 +147,10 @@ async fn a_restart_over_1000_converged_objects_writes_nothing_and_spreads_its_re
     assert_eq!(ready_after, total);
     // Every object was checked (each reads its role once), spread out: the
     // first sixth of the period holds about a sixth of the checks, not all.
-    let roles_read: std::collections::BTreeSet<&str> = calls
-        .iter()
-        .filter(|c| c.operation == "GetRole")
-        .filter_map(|c| c.target.as_deref())
-        .collect();
+    let checked = roles_read(&all_calls).len();
     assert!(
-        roles_read.len() >= total,
-        "{} roles read: not every object checked",
-        roles_read.len()
+        checked >= total,
+        "{checked} roles read: not every object checked"
     );
     assert!(
         first_sixth * 3 <= calls.len(),
