@@ -297,20 +297,27 @@ class _RolesByName(dict):
         super().__init__(*args)
         # lower-cased name -> {name as stored -> role}
         self._by_name: dict[str, dict[str, Any]] = {}
+        # Request threads may create and delete one name at the same moment
+        # (a killed client's request still in flight): each change of the
+        # store and its index happens whole.
+        self._changing = threading.Lock()
         for role in self.values():
             self._by_name.setdefault(role.name.lower(), {})[role.name] = role
 
     def __setitem__(self, role_id: str, role: Any) -> None:
-        super().__setitem__(role_id, role)
-        self._by_name.setdefault(role.name.lower(), {})[role.name] = role
+        with self._changing:
+            super().__setitem__(role_id, role)
+            self._by_name.setdefault(role.name.lower(), {})[role.name] = role
 
     def __delitem__(self, role_id: str) -> None:
-        role = self[role_id]
-        super().__delitem__(role_id)
-        same = self._by_name.get(role.name.lower(), {})
-        same.pop(role.name, None)
-        if not same:
-            self._by_name.pop(role.name.lower(), None)
+        with self._changing:
+            role = self[role_id]
+            super().__delitem__(role_id)
+            same = self._by_name.get(role.name.lower(), {})
+            if same.get(role.name) is role:
+                del same[role.name]
+            if not same:
+                self._by_name.pop(role.name.lower(), None)
 
     def named(self, role_name: str, exact: bool = False) -> Any:
         same = self._by_name.get(role_name.lower(), {})
