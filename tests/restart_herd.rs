@@ -81,11 +81,15 @@ async fn a_restart_over_1000_converged_objects_writes_nothing_and_spreads_its_re
     let mut second = start_as(h, "herd-second", &args);
     // One resync period, and a little more for the last first check.
     std::thread::sleep(RESYNC + Duration::from_secs(5));
-    let calls: Vec<support::Call> = emulator
-        .calls_since(mark)
-        .into_iter()
-        .filter(|c| c.access_key.as_deref() == Some(second.access_key.as_str()))
-        .collect();
+    let second_key = second.access_key.clone();
+    let calls_of_second = || -> Vec<support::Call> {
+        emulator
+            .calls_since(mark)
+            .into_iter()
+            .filter(|c| c.access_key.as_deref() == Some(second_key.as_str()))
+            .collect()
+    };
+    let calls = calls_of_second();
     let roles_read = |calls: &[support::Call]| -> std::collections::BTreeSet<String> {
         calls
             .iter()
@@ -102,11 +106,7 @@ async fn a_restart_over_1000_converged_objects_writes_nothing_and_spreads_its_re
     let deadline = Instant::now() + 2 * RESYNC;
     while roles_read(&all_calls).len() < total && Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(2));
-        all_calls = emulator
-            .calls_since(mark)
-            .into_iter()
-            .filter(|c| c.access_key.as_deref() == Some(second.access_key.as_str()))
-            .collect();
+        all_calls = calls_of_second();
     }
     let kube_writes = h.writes_since(audit, &h.operator_user, &ns);
     let ready_after = ready_count(h, &ns);
