@@ -776,7 +776,14 @@ def main() -> int:
     sub.add_parser("chart-tools", help="build or reuse helm and kustomize; print their paths as JSON")
     up = sub.add_parser("up", help="start the control plane and the emulator")
     up.add_argument("--dir", help="run directory (default: a new temporary one, removed on exit)")
-    up.add_argument("--keep-dir", action="store_true", help="keep the run directory (logs, etcd data) on exit")
+    up.add_argument(
+        "--keep-dir",
+        action="store_true",
+        # Tests start the harness themselves: the variable is how a failing
+        # test run keeps its logs for a look afterwards.
+        default=bool(os.environ.get("IAM_OPERATOR_HARNESS_KEEP_DIR")),
+        help="keep the run directory (logs, etcd data) on exit; also IAM_OPERATOR_HARNESS_KEEP_DIR=1",
+    )
     up.add_argument("--cluster-name", default=DEFAULT_CLUSTER)
     up.add_argument("--region", default=DEFAULT_REGION)
     up.add_argument(

@@ -10,7 +10,7 @@ pub use iam_service_account::{IamServiceAccount, IamServiceAccountSpec, IamServi
 pub use pod_identity_binding::{
     PodIdentityBinding, PodIdentityBindingSpec, PodIdentityBindingStatus,
 };
-pub use shared::{DeletionPolicy, PolicySpec, RoleSpec};
+pub use shared::{DeletionPolicy, InlineDocument, PolicySpec, RoleSpec};
 
 /// API group of every kind this operator serves.
 pub const GROUP: &str = "iam-operator.io";

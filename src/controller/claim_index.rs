@@ -4,7 +4,7 @@
 //! number of objects: at 10000 IamServiceAccounts a create took 17 ms of
 //! the operator's CPU, at 1000 about 5.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use kube::runtime::watcher;
@@ -25,8 +25,10 @@ struct Claims {
 
 #[derive(Default)]
 struct Index {
-    /// (namespace, ServiceAccount) → names of the objects claiming it.
-    claimants: HashMap<(String, String), BTreeSet<String>>,
+    /// (namespace, ServiceAccount) → names of the objects claiming it,
+    /// sorted. Nearly always one name: a set's first node took 300 bytes
+    /// per ServiceAccount where a vector of one takes 24.
+    claimants: HashMap<(String, String), Vec<String>>,
     /// (namespace, object name) → the ServiceAccount it claims.
     claimed_by: HashMap<(String, String), String>,
 }
@@ -34,10 +36,13 @@ struct Index {
 impl Index {
     fn insert(&mut self, namespace: String, name: String, service_account: String) {
         self.remove(&namespace, &name);
-        self.claimants
+        let names = self
+            .claimants
             .entry((namespace.clone(), service_account.clone()))
-            .or_default()
-            .insert(name.clone());
+            .or_default();
+        if let Err(at) = names.binary_search(&name) {
+            names.insert(at, name.clone());
+        }
         self.claimed_by.insert((namespace, name), service_account);
     }
 
@@ -50,7 +55,7 @@ impl Index {
         };
         let key = (namespace.to_string(), service_account);
         if let Some(names) = self.claimants.get_mut(&key) {
-            names.remove(name);
+            names.retain(|claimant| claimant != name);
             if names.is_empty() {
                 self.claimants.remove(&key);
             }
@@ -104,7 +109,7 @@ impl ClaimIndex {
             .live
             .claimants
             .get(&(namespace.to_string(), service_account.to_string()))
-            .map(|names| names.iter().cloned().collect())
+            .cloned()
             .unwrap_or_default()
     }
 
@@ -145,6 +150,17 @@ mod tests {
         assert_eq!(index.claimants("team", "api"), ["b"]);
         follow(&index, Event::Delete(isa("a", "web")));
         assert!(index.claimants("team", "web").is_empty());
+    }
+
+    #[test]
+    fn names_come_sorted_and_once_whatever_the_order_of_events() {
+        let index = ClaimIndex::default();
+        for name in ["c", "a", "b", "a", "c"] {
+            follow(&index, Event::Apply(isa(name, "web")));
+        }
+        assert_eq!(index.claimants("team", "web"), ["a", "b", "c"]);
+        follow(&index, Event::Delete(isa("b", "web")));
+        assert_eq!(index.claimants("team", "web"), ["a", "c"]);
     }
 
     #[test]

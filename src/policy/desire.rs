@@ -228,13 +228,13 @@ pub fn desired_role(
     let managed_policies: BTreeSet<String> = policies.managed.iter().cloned().collect();
 
     let mut inline_policies = BTreeMap::new();
-    for (policy_name, value) in &policies.inline {
+    for (policy_name, written) in &policies.inline {
         let field = format!("spec.policies.inline.{policy_name}");
         note(
             &mut problems,
             validate_inline_policy_name(&field, policy_name),
         );
-        match PolicyDocument::from_value(value) {
+        match PolicyDocument::from_value(&written.to_value()) {
             Ok(document) => {
                 inline_policies.insert(policy_name.clone(), document);
             }
@@ -498,7 +498,7 @@ mod tests {
             managed: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
             inline: BTreeMap::from([(
                 "s3".to_string(),
-                json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}}),
+                json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}}).into(),
             )]),
         };
         let role = desire(RoleSpec::default(), policies).expect("valid");
@@ -610,7 +610,7 @@ mod tests {
             (
                 RoleSpec::default(),
                 PolicySpec {
-                    inline: BTreeMap::from([("ok".to_string(), json!({"Statement": "nope"}))]),
+                    inline: BTreeMap::from([("ok".to_string(), json!({"Statement": "nope"}).into())]),
                     ..Default::default()
                 },
                 "spec.policies.inline.ok",
@@ -618,7 +618,7 @@ mod tests {
             (
                 RoleSpec::default(),
                 PolicySpec {
-                    inline: BTreeMap::from([("bad name".to_string(), json!({"Statement": []}))]),
+                    inline: BTreeMap::from([("bad name".to_string(), json!({"Statement": []}).into())]),
                     ..Default::default()
                 },
                 "spec.policies.inline.bad name",
@@ -628,7 +628,7 @@ mod tests {
                 PolicySpec {
                     inline: BTreeMap::from([(
                         "big".to_string(),
-                        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": (0..400).map(|i| format!("arn:aws:s3:::bucket-{i}/*")).collect::<Vec<_>>()}]}),
+                        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": (0..400).map(|i| format!("arn:aws:s3:::bucket-{i}/*")).collect::<Vec<_>>()}]}).into(),
                     )]),
                     ..Default::default()
                 },

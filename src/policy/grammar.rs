@@ -63,7 +63,10 @@ pub fn inline_policies_problems(policies: &PolicySpec) -> Vec<String> {
         .inline
         .iter()
         .flat_map(|(name, document)| {
-            identity_policy_problems(&format!("spec.policies.inline.{name}"), document)
+            identity_policy_problems(
+                &format!("spec.policies.inline.{name}"),
+                &document.to_value(),
+            )
         })
         .collect()
 }

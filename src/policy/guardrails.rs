@@ -16,6 +16,8 @@ use super::validate::{validate_permissions_boundary_arn, validate_role_path};
 use patterns::{action_reaches, arn_matches, is_every_resource, is_service_wildcard, reach};
 use serde_json::Value;
 
+use crate::api::InlineDocument;
+
 /// A rule denying actions in `Allow` statements of inline policies.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -276,7 +278,7 @@ pub struct CreatedRole<'a> {
     pub managed_policies: &'a BTreeSet<String>,
     /// As the spec wrote them (grammar already checked), so that statement
     /// numbers in messages are the user's own.
-    pub inline_policies: &'a BTreeMap<String, Value>,
+    pub inline_policies: &'a BTreeMap<String, InlineDocument>,
 }
 
 /// Everything of one object the guardrails judge.
@@ -392,7 +394,7 @@ impl Guardrails {
             self.judge_role(role, &grants, &mut found);
             self.judge_managed(role.managed_policies, &grants, &mut found);
             for (name, document) in role.inline_policies {
-                self.judge_inline(name, document, &mut found);
+                self.judge_inline(name, &document.to_value(), &mut found);
             }
         }
         for (field, arn) in &tenancy.existing_roles {

@@ -398,15 +398,18 @@ fn desire_refuses_a_malformed_policy_before_guardrails_and_guardrails_before_obs
     spec.policies = Some(PolicySpec {
         inline: [(
             "p".to_string(),
-            serde_json::json!({"Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]}),
+            serde_json::json!({"Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]})
+                .into(),
         )]
         .into(),
         ..Default::default()
     });
     let refused = desire_binding(&spec, &subject(&[], &[]), &defaults()).expect_err("refused");
     assert_eq!(refused.reason(), "InvalidPolicy", "{refused}");
-    spec.policies.as_mut().unwrap().inline.get_mut("p").unwrap()["Version"] =
-        serde_json::json!("2012-10-17");
+    let document = spec.policies.as_mut().unwrap().inline.get_mut("p").unwrap();
+    let mut versioned = document.to_value();
+    versioned["Version"] = serde_json::json!("2012-10-17");
+    *document = versioned.into();
     let refused = desire_binding(&spec, &subject(&[], &[]), &defaults()).expect_err("refused");
     assert_eq!(refused.reason(), "GuardrailViolation", "{refused}");
     assert!(refused.to_string().contains("deny-iam-writes"), "{refused}");

@@ -6,10 +6,10 @@ use super::*;
 
 const NS: &str = "apps";
 
-fn inline(statements: Value) -> BTreeMap<String, Value> {
+fn inline(statements: Value) -> BTreeMap<String, InlineDocument> {
     BTreeMap::from([(
         "p".to_string(),
-        json!({"Version": "2012-10-17", "Statement": statements}),
+        json!({"Version": "2012-10-17", "Statement": statements}).into(),
     )])
 }
 
@@ -20,7 +20,7 @@ struct Spec {
     spec_name: Option<&'static str>,
     spec_path: Option<&'static str>,
     managed: BTreeSet<String>,
-    inline: BTreeMap<String, Value>,
+    inline: BTreeMap<String, InlineDocument>,
     existing: Vec<(&'static str, &'static str)>,
     namespace: &'static str,
     labels: Option<BTreeMap<String, String>>,
