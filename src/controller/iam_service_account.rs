@@ -10,7 +10,9 @@ use kube::runtime::reflector::Store;
 
 use super::claim_index::ClaimIndex;
 use super::kind::ManagedKind;
-use super::observe::{as_observed, get_service_account, observe_roles_of, older_claim};
+use super::observe::{
+    as_observed, get_service_account, observe_roles_of, older_claim, retained_role,
+};
 use super::{Context, Error};
 use crate::api::{IamServiceAccount, IamServiceAccountStatus};
 use crate::policy::desire::Defaults;
@@ -80,6 +82,7 @@ impl ManagedKind for IamServiceAccount {
                 .then(|| self.controller_owner_ref(&()))
                 .flatten(),
             retain: self.spec.deletion_policy.retains(),
+            retained_role: None,
             status,
             roles: Default::default(),
             provider_audiences: None,
@@ -100,8 +103,12 @@ impl ManagedKind for IamServiceAccount {
                 .await?;
             observed.foreign_role = foreign_role(ctx, &observed, desired).await?;
         } else if observed.retain {
+            let (kept, others) = retained_role(defaults, &observed.subject, Some(&self.spec.role));
+            observed.retained_role = kept;
             // Kept roles need no reading: deletion then works without IAM.
-            return Ok(observed);
+            if !others {
+                return Ok(observed);
+            }
         }
         observed.roles =
             observe_roles_of(&ctx.iam, defaults, &observed.subject, Some(&self.spec.role)).await?;

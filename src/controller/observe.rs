@@ -78,6 +78,23 @@ pub async fn observe_roles_of(
     Ok(observed)
 }
 
+/// Under `Retain`, the role the spec names (`None` when it names none to
+/// create), and whether the object's record or status names another: a
+/// role an unfinished rename was yet to delete, which needs reading then.
+pub fn retained_role(
+    defaults: &Defaults,
+    subject: &Subject,
+    role: Option<&RoleSpec>,
+) -> (Option<String>, bool) {
+    let previous = subject.previous_roles();
+    let kept = role.map(|role| desired_role_name(role, &subject.owner, defaults, &previous));
+    let others = previous.iter().any(|name| {
+        kept.as_deref()
+            .is_none_or(|kept| !same_role_name(name, kept))
+    });
+    (kept, others)
+}
+
 async fn observe_roles(iam: &impl IamApi, names: Vec<String>) -> Result<ObservedRoles, Error> {
     let mut roles = Vec::with_capacity(names.len());
     for name in names {
@@ -253,6 +270,31 @@ mod tests {
         assert_eq!(
             iam.calls(),
             [format!("GetRole:{legacy}"), format!("GetRole:{regional}")]
+        );
+    }
+
+    #[test]
+    fn retain_reads_roles_only_when_another_name_is_on_record() {
+        let named = |name: &str| RoleSpec {
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        let settled = subject(&["new"]);
+        assert_eq!(
+            retained_role(&defaults(), &settled, Some(&named("new"))),
+            (Some("new".to_string()), false)
+        );
+        let renaming = subject(&["old", "new"]);
+        assert_eq!(
+            retained_role(&defaults(), &renaming, Some(&named("NEW"))),
+            (Some("NEW".to_string()), true)
+        );
+        // No role to make (a binding naming roleArn): any recorded one is
+        // another name.
+        assert_eq!(retained_role(&defaults(), &settled, None), (None, true));
+        assert_eq!(
+            retained_role(&defaults(), &subject(&[]), None),
+            (None, false)
         );
     }
 }

@@ -12,7 +12,7 @@ use super::claim_index::ClaimIndex;
 use super::kind::Executed;
 use super::kind::ManagedKind;
 use super::kind::{ReadyStatus, ready_status_fields};
-use super::observe::{get_service_account, observe_roles_of, older_claim};
+use super::observe::{get_service_account, observe_roles_of, older_claim, retained_role};
 use super::{Context, Error};
 use crate::api::{PodIdentityBinding, PodIdentityBindingStatus};
 use crate::aws::AwsError;
@@ -71,6 +71,7 @@ impl ManagedKind for PodIdentityBinding {
         let mut observed = BindingObserved {
             service_account_name: self.spec.service_account_name.clone(),
             retain: self.spec.deletion_policy.retains(),
+            retained_role: None,
             status: self.current_status(),
             cluster_found: true,
             roles: Default::default(),
@@ -83,7 +84,12 @@ impl ManagedKind for PodIdentityBinding {
         };
         if deleting {
             if observed.retain {
-                return Ok(observed);
+                let (kept, others) =
+                    retained_role(defaults, &observed.subject, self.spec.role.as_ref());
+                observed.retained_role = kept;
+                if !others {
+                    return Ok(observed);
+                }
             }
         } else {
             observed.older_claim = older_claim(self, ctx).await?;

@@ -27,6 +27,8 @@ pub struct BindingObserved {
     pub subject: Subject,
     pub service_account_name: String,
     pub retain: bool,
+    /// Under `Retain`, the role the spec names, when it names one to create.
+    pub retained_role: Option<String>,
     pub status: PodIdentityBindingStatus,
     /// Whether EKS knows the configured cluster.
     pub cluster_found: bool,
@@ -260,7 +262,7 @@ pub fn plan_binding(
     // moved to roleArn) goes only now that nothing points at it. A roleArn
     // naming the very role the operator made keeps it in use.
     let in_use = role_arn.rsplit('/').next().unwrap_or_default().to_string();
-    for old in observed.roles.ours_except(owner, Some(&in_use)) {
+    for old in observed.roles.ours_except(owner, &[&in_use]) {
         steps.extend(role_removal_steps(old));
     }
     let made = Recorded {
@@ -334,17 +336,32 @@ fn association_steps(
 
 /// Deletion: the associations first, so no pod is handed credentials for a
 /// role on its way out; then every role of ours by every name it may have.
-/// `Retain` keeps both.
+/// `Retain` keeps both, but not what an unfinished rename left behind: a
+/// role no association uses beside the one the spec names.
 pub fn plan_binding_cleanup(observed: &BindingObserved) -> Plan<PodIdentityBindingStatus> {
     let mut steps = Vec::new();
-    if !observed.retain {
-        let owner = &observed.subject.owner;
+    let owner = &observed.subject.owner;
+    if observed.retain {
+        if let Some(spec_role) = observed.retained_role.as_deref() {
+            let kept: Vec<&str> = std::iter::once(spec_role)
+                .chain(
+                    observed
+                        .associations
+                        .iter()
+                        .map(|a| a.role_arn.rsplit('/').next().unwrap_or_default()),
+                )
+                .collect();
+            for role in observed.roles.rename_leftovers(owner, &kept) {
+                steps.extend(role_removal_steps(role));
+            }
+        }
+    } else {
         steps.extend(association_steps(
             plan_association_removal(&observed.associations, owner, observed.our_previous_role()),
             "",
             None,
         ));
-        for role in observed.roles.ours_except(owner, None) {
+        for role in observed.roles.ours_except(owner, &[]) {
             steps.extend(role_removal_steps(role));
         }
     }

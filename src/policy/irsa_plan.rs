@@ -110,6 +110,8 @@ pub struct IrsaObserved {
     /// owner reference it gets.
     pub create_service_account: Option<OwnerReference>,
     pub retain: bool,
+    /// Under `Retain`, the role the spec names.
+    pub retained_role: Option<String>,
     pub status: IamServiceAccountStatus,
     pub roles: ObservedRoles,
     /// The provider's client IDs; `None` when the account has no provider.
@@ -277,7 +279,7 @@ pub fn plan_irsa(
     }
     // Pods now point at the role in use; only then do other roles of ours
     // (renamed away from, or left by a rename whose delete failed) go.
-    for old in observed.roles.ours_except(owner, Some(&role_name)) {
+    for old in observed.roles.ours_except(owner, &[&role_name]) {
         steps.extend(role_removal_steps(old));
     }
     let made = Recorded {
@@ -330,14 +332,20 @@ fn foreign_role_detail(
     }
 }
 
-/// Deletion: every role of ours by every name it may have (unless kept),
-/// then the ServiceAccount given back, or deleted if this object made it.
+/// Deletion: every role of ours by every name it may have (`Retain` keeps
+/// the one the spec names, and removes only what an unfinished rename left
+/// behind), then the ServiceAccount given back, or deleted if this object
+/// made it.
 pub fn plan_irsa_cleanup(observed: &IrsaObserved) -> Plan<IamServiceAccountStatus> {
     let mut steps = Vec::new();
-    if !observed.retain {
-        for role in observed.roles.ours_except(&observed.subject.owner, None) {
-            steps.extend(role_removal_steps(role));
-        }
+    let owner = &observed.subject.owner;
+    let kept: Vec<&str> = observed.retained_role.as_deref().into_iter().collect();
+    let leftovers = match observed.retain {
+        true => observed.roles.rename_leftovers(owner, &kept),
+        false => observed.roles.ours_except(owner, &[]).collect(),
+    };
+    for role in leftovers {
+        steps.extend(role_removal_steps(role));
     }
     let name = observed.service_account_name.clone();
     match &observed.service_account {

@@ -205,17 +205,36 @@ impl ObservedRoles {
             .and_then(|(_, role)| role.as_ref())
     }
 
-    /// Roles found that carry `owner`'s tags, other than `keep`.
+    /// Roles found that carry `owner`'s tags, other than those in `keep`.
     pub fn ours_except<'a>(
         &'a self,
         owner: &'a Owner,
-        keep: Option<&'a str>,
+        keep: &'a [&'a str],
     ) -> impl Iterator<Item = &'a ObservedRole> + 'a {
         self.0
             .iter()
             .filter_map(|(_, role)| role.as_ref())
-            .filter(move |role| keep.is_none_or(|k| !same_role_name(&role.state.name, k)))
+            .filter(move |role| !keep.iter().any(|k| same_role_name(&role.state.name, k)))
             .filter(move |role| owner.classify(&role.state.tags) == Ownership::Ours)
+    }
+
+    /// Under `Retain`, the roles that go anyway: ours, recorded beside the
+    /// kept one (the spec's, first in `kept`, then any still in use), which
+    /// an unfinished rename was yet to delete. Only once the spec's role
+    /// exists and is ours: until then the old one may be all a workload has.
+    pub fn rename_leftovers<'a>(
+        &'a self,
+        owner: &'a Owner,
+        kept: &'a [&'a str],
+    ) -> Vec<&'a ObservedRole> {
+        let spec_role_made = kept
+            .first()
+            .and_then(|name| self.get(name))
+            .is_some_and(|role| owner.classify(&role.state.tags) == Ownership::Ours);
+        match spec_role_made {
+            true => self.ours_except(owner, kept).collect(),
+            false => Vec::new(),
+        }
     }
 }
 

@@ -102,6 +102,7 @@ fn observed(roles: Vec<(&str, Option<ObservedRole>)>) -> BindingObserved {
         subject: subject(&[], &[]),
         service_account_name: "web".into(),
         retain: false,
+        retained_role: None,
         status: PodIdentityBindingStatus::default(),
         cluster_found: true,
         roles: ObservedRoles(
@@ -199,6 +200,36 @@ fn bug7_status_lost_the_recorded_names_still_find_every_role_and_association() {
         ["Delete:x-a", "Delete:x-b", "DeleteRole:r1", "DeleteRole:r2"]
     );
     seen.retain = true;
+    assert!(plan_binding_cleanup(&seen).steps.is_empty());
+}
+
+#[test]
+fn retain_keeps_the_role_in_use_but_not_what_an_unfinished_rename_left() {
+    // Killed after the association moved to the new role and before the
+    // old one was deleted; then the spec asked for Retain and the object
+    // went.
+    let mut seen = observed(vec![
+        ("old", Some(our_role("old"))),
+        ("new", Some(our_role("new"))),
+    ]);
+    seen.subject = subject(&["old", "new"], &["web"]);
+    seen.retain = true;
+    seen.retained_role = Some("new".into());
+    seen.associations = vec![association("x", "web", "new", true)];
+    assert_eq!(operations(&plan_binding_cleanup(&seen)), ["DeleteRole:old"]);
+    // Killed before the association moved: the old role is still in use.
+    seen.associations = vec![association("x", "web", "old", true)];
+    assert!(plan_binding_cleanup(&seen).steps.is_empty());
+    // Killed before the new role was made: the old one is all there is.
+    seen.associations = vec![];
+    seen.roles = ObservedRoles(vec![
+        ("old".into(), Some(our_role("old"))),
+        ("new".into(), None),
+    ]);
+    assert!(plan_binding_cleanup(&seen).steps.is_empty());
+    // A spec naming no role to make (roleArn) keeps every role of ours.
+    seen.roles = ObservedRoles(vec![("old".into(), Some(our_role("old")))]);
+    seen.retained_role = None;
     assert!(plan_binding_cleanup(&seen).steps.is_empty());
 }
 

@@ -86,6 +86,7 @@ fn observed(roles: Vec<(&str, Option<ObservedRole>)>) -> IrsaObserved {
         service_account_name: "web".into(),
         create_service_account: None,
         retain: false,
+        retained_role: None,
         status: IamServiceAccountStatus::default(),
         roles: ObservedRoles(
             roles
@@ -332,6 +333,30 @@ fn cleanup_keeps_what_retain_keeps_and_deletes_the_service_account_it_made() {
     let mut seen = observed(vec![("web-role", Some(foreign))]);
     seen.service_account = None;
     assert!(plan_irsa_cleanup(&seen).steps.is_empty());
+}
+
+#[test]
+fn retain_keeps_the_spec_role_but_not_what_an_unfinished_rename_left() {
+    // Killed after the new role was made and before the old one went; then
+    // the spec asked for Retain and the object went.
+    let mut seen = observed(vec![
+        ("old-role", Some(ours("old-role"))),
+        ("new-role", Some(ours("new-role"))),
+    ]);
+    seen.retain = true;
+    seen.retained_role = Some("new-role".into());
+    seen.service_account = Some(annotated("arn"));
+    assert_eq!(
+        operations(&plan_irsa_cleanup(&seen)),
+        [
+            "DetachRolePolicy:old-role",
+            "DeleteRole:old-role",
+            "Release"
+        ]
+    );
+    // Killed before the new role was made: the old one is all there is.
+    seen.roles.0[1].1 = None;
+    assert_eq!(operations(&plan_irsa_cleanup(&seen)), ["Release"]);
 }
 
 #[test]
