@@ -18,8 +18,9 @@ use crate::api::{IamServiceAccount, IamServiceAccountStatus};
 use crate::policy::desire::Defaults;
 use crate::policy::irsa_plan::{
     DesiredIrsa, ForeignRole, IrsaObserved, desired_irsa, plan_irsa, plan_irsa_cleanup,
+    record_before_create,
 };
-use crate::policy::plan::{Plan, Subject};
+use crate::policy::plan::{Plan, Recorded, Subject};
 use crate::policy::refusal::Refusal;
 use crate::policy::service_account_plan::ROLE_ARN;
 use crate::policy::validate::parse_role_arn;
@@ -58,6 +59,10 @@ impl ManagedKind for IamServiceAccount {
 
     fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<DesiredIrsa, Refusal> {
         desired_irsa(self, subject, defaults)
+    }
+
+    fn record_before_create(&self, desired: &DesiredIrsa) -> Recorded {
+        record_before_create(desired)
     }
 
     async fn observe(

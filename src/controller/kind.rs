@@ -18,7 +18,7 @@ use super::{Context, Error};
 use crate::api::conditions::{READY, find};
 use crate::policy::association_plan::ObservedAssociation;
 use crate::policy::desire::Defaults;
-use crate::policy::plan::{Plan, Subject};
+use crate::policy::plan::{Plan, Recorded, Subject};
 use crate::policy::refusal::Refusal;
 
 /// A kind the operator reconciles: one object binds one ServiceAccount in its
@@ -58,6 +58,10 @@ pub trait ManagedKind:
 
     /// Pure: what the spec and the operator's configuration ask for.
     fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<Self::Desired, Refusal>;
+
+    /// Pure: what the record must name before anything is made for `desired`
+    /// (written with the finalizer, in one request).
+    fn record_before_create(&self, desired: &Self::Desired) -> Recorded;
 
     /// Every read the plan needs, and no write. For cleanup (`deleting`)
     /// the reads do not depend on the spec being valid. `defaults` are the

@@ -1,7 +1,7 @@
 //! The one reconcile of every kind: the watches, namespaces outside the watch
-//! list, the finalizer, the four steps (observe, plan, execute, report) for
-//! apply and cleanup alike, sorting errors into terminal and transient, and
-//! backoff.
+//! list, the finalizer (added by `taking_charge`), the four steps (observe,
+//! plan, execute, report) for apply and cleanup alike, sorting errors into
+//! terminal and transient, and backoff.
 
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ use super::guardrails_file;
 use super::kind::{ManagedKind, ReadyStatus, object_key, ready_at_its_generation};
 use super::observe::{namespace_labels, subject_of};
 use super::status::{self, Outcome};
+use super::taking_charge::{needs_taking_charge, take_charge};
 use super::triggers::{
     annotations_but_records, claims_touched, deletion_requested, rivals_touched_by,
 };
@@ -167,21 +168,32 @@ async fn reconcile<K: ManagedKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Act
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     let started = std::time::Instant::now();
     let span = tracing::info_span!("reconcile", kind = K::KIND, namespace = %namespace, name = %obj.name_any());
-    let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
-        match event {
-            Finalizer::Apply(obj) => sync(obj.as_ref(), &ctx, false).await,
-            Finalizer::Cleanup(obj) => sync(obj.as_ref(), &ctx, true).await,
+    let outcome = match needs_taking_charge(obj.as_ref()) {
+        true => {
+            let subject = subject_judged(obj.as_ref(), &ctx, &ctx.defaults(), true)
+                .await
+                .ok();
+            take_charge(obj.as_ref(), &ctx, subject)
+                .instrument(span)
+                .await
         }
-    })
-    .instrument(span)
-    .await;
-    let outcome = result.map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        kube::runtime::finalizer::Error::AddFinalizer(e)
-        | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
-        other => Error::Finalizer(other.to_string()),
-    });
+        // Cleanup and removing the finalizer stay kube's helper's.
+        false => finalizer(&api, FINALIZER, obj.clone(), |event| async {
+            match event {
+                Finalizer::Apply(obj) => sync(obj.as_ref(), &ctx, false).await,
+                Finalizer::Cleanup(obj) => sync(obj.as_ref(), &ctx, true).await,
+            }
+        })
+        .instrument(span)
+        .await
+        .map_err(|e| match e {
+            kube::runtime::finalizer::Error::ApplyFailed(e)
+            | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+            kube::runtime::finalizer::Error::AddFinalizer(e)
+            | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
+            other => Error::Finalizer(other.to_string()),
+        }),
+    };
     let failure = outcome.as_ref().err().map(Error::reason);
     ctx.metrics.reconciled(K::KIND, started.elapsed(), failure);
     let key = backoff_key(obj.as_ref());

@@ -20,6 +20,7 @@ pub mod shared_facts;
 #[cfg(test)]
 mod stand_ins;
 pub mod status;
+pub mod taking_charge;
 pub mod triggers;
 
 pub use context::Context;

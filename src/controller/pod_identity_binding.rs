@@ -18,10 +18,10 @@ use crate::api::{PodIdentityBinding, PodIdentityBindingStatus};
 use crate::aws::AwsError;
 use crate::policy::association_plan::ObservedAssociation;
 use crate::policy::binding_plan::{
-    BindingObserved, desire_binding, plan_binding, plan_binding_cleanup,
+    BindingObserved, desire_binding, plan_binding, plan_binding_cleanup, record_before_create,
 };
 use crate::policy::desire::{BindingRole, Defaults, DesiredBinding};
-use crate::policy::plan::{Plan, Subject};
+use crate::policy::plan::{Plan, Recorded, Subject};
 use crate::policy::refusal::Refusal;
 use crate::policy::service_account_plan::ROLE_ARN;
 
@@ -58,6 +58,10 @@ impl ManagedKind for PodIdentityBinding {
 
     fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<DesiredBinding, Refusal> {
         desire_binding(&self.spec, subject, defaults)
+    }
+
+    fn record_before_create(&self, desired: &DesiredBinding) -> Recorded {
+        record_before_create(desired, &self.spec.service_account_name)
     }
 
     async fn observe(

@@ -71,6 +71,19 @@ pub fn desire_binding(
     Ok(desired)
 }
 
+/// What the record must name before the first create, as far as the spec
+/// alone tells: the role to make, and the ServiceAccount whose association
+/// will be found by it.
+pub fn record_before_create(desired: &DesiredBinding, service_account: &str) -> Recorded {
+    Recorded {
+        roles: match &desired.role {
+            BindingRole::Created(role) => [role.name.clone()].into(),
+            BindingRole::Existing(_) => Default::default(),
+        },
+        service_accounts: [service_account.to_string()].into(),
+    }
+}
+
 pub fn plan_binding(
     desired: &Result<DesiredBinding, Refusal>,
     observed: &BindingObserved,

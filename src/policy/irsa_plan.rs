@@ -91,6 +91,16 @@ pub fn desired_irsa(
     })
 }
 
+/// What the record must name before the first create, as far as the spec
+/// alone tells (a role at the regional name, chosen only once IAM is read,
+/// is recorded by the plan itself).
+pub fn record_before_create(desired: &DesiredIrsa) -> Recorded {
+    Recorded {
+        roles: [desired.role.name.clone()].into(),
+        ..Default::default()
+    }
+}
+
 /// A role someone else put on the ServiceAccount, as far as it was read.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ForeignRole {

@@ -59,6 +59,24 @@ impl Recorded {
     pub fn has_role(&self, name: &str) -> bool {
         self.roles.iter().any(|r| same_role_name(r, name))
     }
+
+    /// Whether everything `other` names is recorded here already.
+    pub fn covers(&self, other: &Recorded) -> bool {
+        other.roles.iter().all(|r| self.has_role(r))
+            && other.service_accounts.is_subset(&self.service_accounts)
+    }
+
+    /// This record and every name of `other` it lacks.
+    pub fn joined(&self, other: &Recorded) -> Recorded {
+        let mut joined = self.clone();
+        joined
+            .roles
+            .extend(other.roles.iter().filter(|r| !self.has_role(r)).cloned());
+        joined
+            .service_accounts
+            .extend(other.service_accounts.iter().cloned());
+        joined
+    }
 }
 
 /// One write.
@@ -287,18 +305,10 @@ pub fn role_removal_steps(role: &ObservedRole) -> Vec<Step> {
 /// to be made that the record lacks, after them when things recorded are
 /// gone. `made` is what exists (or will) once the steps ran.
 pub fn with_record(recorded: &Recorded, made: Recorded, steps: Vec<Step>) -> Vec<Step> {
-    let grows = made.roles.iter().any(|r| !recorded.has_role(r))
-        || made
-            .service_accounts
-            .iter()
-            .any(|s| !recorded.service_accounts.contains(s));
     let mut out = Vec::with_capacity(steps.len() + 2);
     let mut before = recorded.clone();
-    if grows {
-        before.roles.extend(made.roles.iter().cloned());
-        before
-            .service_accounts
-            .extend(made.service_accounts.iter().cloned());
+    if !recorded.covers(&made) {
+        before = recorded.joined(&made);
         out.push(Step::Record(before.clone()));
     }
     out.extend(steps);

@@ -155,6 +155,23 @@ fn a_new_binding_records_then_makes_the_role_then_the_association() {
 }
 
 #[test]
+fn a_record_written_with_the_finalizer_leaves_the_create_nothing_to_record() {
+    for spec in [created("r", "web"), existing_arn(&role_arn("theirs"))] {
+        let want = desire(&spec);
+        let mut fresh = observed(vec![("r", None)]);
+        fresh.existing_role = Some(seen_role("theirs"));
+        fresh.subject.recorded = record_before_create(want.as_ref().expect("valid"), "web");
+        let plan = plan_binding(&want, &fresh, &defaults());
+        assert!(
+            !operations(&plan).iter().any(|op| op.starts_with("Record")),
+            "{:?}",
+            operations(&plan)
+        );
+        assert!(plan.verdict.is_ok(), "{:?}", plan.verdict);
+    }
+}
+
+#[test]
 fn a_resync_in_sync_plans_no_write_and_keeps_the_association_in_status() {
     let mut seen = observed(vec![("r", Some(our_role("r")))]);
     seen.subject = subject(&["r"], &["web"]);

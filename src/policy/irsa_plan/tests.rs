@@ -136,6 +136,24 @@ fn a_new_object_records_the_role_then_creates_attaches_and_annotates() {
 }
 
 #[test]
+fn a_record_written_with_the_finalizer_leaves_the_create_nothing_to_record() {
+    let want = desired(None);
+    let mut fresh = observed(vec![]);
+    let role_name = want.as_ref().expect("valid").role.name.clone();
+    fresh.roles = ObservedRoles([(role_name.clone(), None)].into_iter().collect());
+    fresh.subject.recorded = record_before_create(want.as_ref().expect("valid"));
+    let plan = plan_irsa(&want, &fresh, &defaults());
+    assert_eq!(
+        operations(&plan),
+        [
+            format!("CreateRole:{role_name}"),
+            format!("AttachRolePolicy:{role_name}"),
+            "Annotate".to_string()
+        ]
+    );
+}
+
+#[test]
 fn a_resync_in_sync_plans_no_write() {
     let want = desired(Some("web-role"));
     let role = existing(want.as_ref().expect("valid"), "web-role");
