@@ -694,6 +694,10 @@ enum Change {
     Create,
     Update,
     Delete,
+    /// The update, then, before any operator finishes it, `Retain` and a
+    /// delete: what an unfinished rename left must not stay as a second
+    /// role of the object.
+    UpdateThenRetainedDelete,
 }
 
 /// What the deterministic pass applies: a first spec, and a second one
@@ -790,7 +794,9 @@ fn change_once(
     let slot = &mut slots[index];
     match change {
         Change::Create => create(h, ns, slot, name.clone(), first_spec(&name), tally),
-        Change::Update => update(h, ns, slot, second_spec(&name), tally),
+        Change::Update | Change::UpdateThenRetainedDelete => {
+            update(h, ns, slot, second_spec(&name), tally)
+        }
         Change::Delete => delete(h, ns, slot, tally),
     }
     let what = format!("{kind:?} {change:?} killed at call {kill_at:?}");
@@ -812,6 +818,9 @@ fn change_once(
         }
         acting.kill();
         emulator.clear_faults();
+        if let Change::UpdateThenRetainedDelete = change {
+            delete_retained(h, ns, &mut slots[index], tally);
+        }
         let _finishing = Operator::start(h, ns, launch + 2);
         wait_settled(h, ns, slots, tally, &what);
     } else {
@@ -822,7 +831,23 @@ fn change_once(
         .iter()
         .filter(|c| c.access_key.as_deref() == Some(key.as_str()))
         .count();
+    if let (Change::UpdateThenRetainedDelete, None) = (change, kill_at) {
+        acting.kill();
+        delete_retained(h, ns, &mut slots[index], tally);
+        let _finishing = Operator::start(h, ns, launch + 2);
+        wait_settled(h, ns, slots, tally, &what);
+    }
     (calls, held)
+}
+
+fn delete_retained(h: &Harness, ns: &str, slot: &mut Slot, tally: &mut Tally) {
+    let (_, spec) = slot.live.as_ref().expect("a live object");
+    let retained = Spec {
+        retain: true,
+        ..spec.clone()
+    };
+    update(h, ns, slot, retained, tally);
+    delete(h, ns, slot, tally);
 }
 
 #[tokio::test]
@@ -837,7 +862,12 @@ async fn killed_after_each_aws_call_of_every_plan_nothing_is_orphaned_duplicated
     let mut shorter = 0;
     let mut per_plan = Vec::new();
     for kind in [Kind::Isa, Kind::Pib] {
-        for change in [Change::Create, Change::Update, Change::Delete] {
+        for change in [
+            Change::Create,
+            Change::Update,
+            Change::Delete,
+            Change::UpdateThenRetainedDelete,
+        ] {
             let (calls, _) = change_once(h, &ns, &mut slots, &mut tally, (kind, change), None);
             assert!(calls > 0, "{kind:?} {change:?} made no AWS call");
             for k in 1..=calls {

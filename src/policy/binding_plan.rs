@@ -349,24 +349,25 @@ fn association_steps(
 
 /// Deletion: the associations first, so no pod is handed credentials for a
 /// role on its way out; then every role of ours by every name it may have.
-/// `Retain` keeps both, but not what an unfinished rename left behind: a
-/// role no association uses beside the one the spec names.
+/// `Retain` keeps both, but not what an unfinished rename left behind:
+/// another role of ours beside the one the association uses.
 pub fn plan_binding_cleanup(observed: &BindingObserved) -> Plan<PodIdentityBindingStatus> {
     let mut steps = Vec::new();
     let owner = &observed.subject.owner;
     if observed.retain {
-        if let Some(spec_role) = observed.retained_role.as_deref() {
-            let kept: Vec<&str> = std::iter::once(spec_role)
-                .chain(
-                    observed
-                        .associations
-                        .iter()
-                        .map(|a| a.role_arn.rsplit('/').next().unwrap_or_default()),
-                )
-                .collect();
-            for role in observed.roles.rename_leftovers(owner, &kept) {
-                steps.extend(role_removal_steps(role));
-            }
+        // The association and the role it uses are the pair that works;
+        // without an association, the role the spec names.
+        let in_use: Vec<&str> = observed
+            .associations
+            .iter()
+            .map(|a| a.role_arn.rsplit('/').next().unwrap_or_default())
+            .collect();
+        let kept = match in_use.is_empty() {
+            true => observed.retained_role.as_deref().into_iter().collect(),
+            false => in_use,
+        };
+        for role in observed.roles.rename_leftovers(owner, &kept) {
+            steps.extend(role_removal_steps(role));
         }
     } else {
         steps.extend(association_steps(

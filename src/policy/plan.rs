@@ -236,10 +236,10 @@ impl ObservedRoles {
             .filter(move |role| owner.classify(&role.state.tags) == Ownership::Ours)
     }
 
-    /// Under `Retain`, the roles that go anyway: ours, recorded beside the
-    /// kept one (the spec's, first in `kept`, then any still in use), which
-    /// an unfinished rename was yet to delete. Only once the spec's role
-    /// exists and is ours: until then the old one may be all a workload has.
+    /// Under `Retain`, the roles that go anyway: ours, other than `kept`,
+    /// which an unfinished rename was yet to delete. Only when the first
+    /// kept role exists and is ours: otherwise a leftover may be all a
+    /// workload has.
     pub fn rename_leftovers<'a>(
         &'a self,
         owner: &'a Owner,

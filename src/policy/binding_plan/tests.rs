@@ -234,10 +234,11 @@ fn retain_keeps_the_role_in_use_but_not_what_an_unfinished_rename_left() {
     seen.retained_role = Some("new".into());
     seen.associations = vec![association("x", "web", "new", true)];
     assert_eq!(operations(&plan_binding_cleanup(&seen)), ["DeleteRole:old"]);
-    // Killed before the association moved: the old role is still in use.
+    // Killed before the association moved: the pair that works is kept.
     seen.associations = vec![association("x", "web", "old", true)];
-    assert!(plan_binding_cleanup(&seen).steps.is_empty());
-    // Killed before the new role was made: the old one is all there is.
+    assert_eq!(operations(&plan_binding_cleanup(&seen)), ["DeleteRole:new"]);
+    // No association, and the new role not made yet: the old one is all
+    // there is.
     seen.associations = vec![];
     seen.roles = ObservedRoles(vec![
         ("old".into(), Some(our_role("old"))),
