@@ -21,6 +21,9 @@ use iam_operator::metrics::Metrics;
 use iam_operator::policy::guardrails::Guardrails;
 use iam_operator::policy::operator_policy::{self, OperatorPolicyInputs};
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();

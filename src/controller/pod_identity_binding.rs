@@ -88,10 +88,18 @@ impl ManagedKind for PodIdentityBinding {
         };
         if deleting {
             if observed.retain {
-                let (kept, others) =
+                let (kept, other_roles) =
                     retained_role(defaults, &observed.subject, self.spec.role.as_ref());
                 observed.retained_role = kept;
-                if !others {
+                // Another ServiceAccount on record: a move whose old
+                // association may still be there.
+                let other_service_accounts = observed
+                    .subject
+                    .recorded
+                    .service_accounts
+                    .iter()
+                    .any(|sa| *sa != observed.service_account_name);
+                if !other_roles && !other_service_accounts {
                     return Ok(observed);
                 }
             }

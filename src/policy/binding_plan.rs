@@ -349,16 +349,31 @@ fn association_steps(
 
 /// Deletion: the associations first, so no pod is handed credentials for a
 /// role on its way out; then every role of ours by every name it may have.
-/// `Retain` keeps both, but not what an unfinished rename left behind:
-/// another role of ours beside the one the association uses.
+/// `Retain` keeps both, but not what an unfinished rename or move left
+/// behind: another association of ours beside the spec's ServiceAccount's,
+/// another role of ours beside the one the kept association uses.
 pub fn plan_binding_cleanup(observed: &BindingObserved) -> Plan<PodIdentityBindingStatus> {
     let mut steps = Vec::new();
     let owner = &observed.subject.owner;
     if observed.retain {
-        // The association and the role it uses are the pair that works;
-        // without an association, the role the spec names.
-        let in_use: Vec<&str> = observed
-            .associations
+        // The pair that works is kept: the association of the spec's
+        // ServiceAccount and the role it uses. Ours elsewhere are what a
+        // move of the ServiceAccount was yet to delete; while the spec's
+        // has none, the others are all that works.
+        let (current, elsewhere): (Vec<ObservedAssociation>, Vec<ObservedAssociation>) =
+            observed.associations.iter().cloned().partition(|a| {
+                a.namespace == owner.namespace && a.service_account == observed.service_account_name
+            });
+        let (kept_associations, leftover_associations) = match current.is_empty() {
+            true => (elsewhere, Vec::new()),
+            false => (current, elsewhere),
+        };
+        steps.extend(association_steps(
+            plan_association_removal(&leftover_associations, owner, observed.our_previous_role()),
+            "",
+            None,
+        ));
+        let in_use: Vec<&str> = kept_associations
             .iter()
             .map(|a| a.role_arn.rsplit('/').next().unwrap_or_default())
             .collect();

@@ -237,6 +237,20 @@ fn retain_keeps_the_role_in_use_but_not_what_an_unfinished_rename_left() {
     // Killed before the association moved: the pair that works is kept.
     seen.associations = vec![association("x", "web", "old", true)];
     assert_eq!(operations(&plan_binding_cleanup(&seen)), ["DeleteRole:new"]);
+    // Killed after the association of the spec's new ServiceAccount was
+    // made and before the old one's went: the new pair is kept.
+    seen.service_account_name = "api".into();
+    seen.associations = vec![
+        association("x", "web", "old", true),
+        association("y", "api", "new", true),
+    ];
+    assert_eq!(
+        operations(&plan_binding_cleanup(&seen)),
+        ["Delete:x", "DeleteRole:old"]
+    );
+    // Killed before it was made: the old pair is all that works.
+    seen.associations = vec![association("x", "web", "old", true)];
+    assert_eq!(operations(&plan_binding_cleanup(&seen)), ["DeleteRole:new"]);
     // No association, and the new role not made yet: the old one is all
     // there is.
     seen.associations = vec![];
