@@ -21,6 +21,7 @@ use iam_operator::metrics::Metrics;
 use iam_operator::policy::guardrails::Guardrails;
 use iam_operator::policy::operator_policy::{self, OperatorPolicyInputs};
 
+// Why jemalloc: Cargo.toml, beside the dependency.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
