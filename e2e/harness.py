@@ -781,7 +781,7 @@ def main() -> int:
         action="store_true",
         # Tests start the harness themselves: the variable is how a failing
         # test run keeps its logs for a look afterwards.
-        default=bool(os.environ.get("IAM_OPERATOR_HARNESS_KEEP_DIR")),
+        default=os.environ.get("IAM_OPERATOR_HARNESS_KEEP_DIR", "") not in ("", "0", "false"),
         help="keep the run directory (logs, etcd data) on exit; also IAM_OPERATOR_HARNESS_KEEP_DIR=1",
     )
     up.add_argument("--cluster-name", default=DEFAULT_CLUSTER)

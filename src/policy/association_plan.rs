@@ -204,7 +204,7 @@ pub fn client_request_token(owner: &Owner, desired: &DesiredAssociation) -> Stri
 /// the operator manages for this owner. An association tagged for another
 /// object is never ours, whatever role it points at: two objects claiming
 /// one ServiceAccount must not both think they own it.
-fn is_ours(found: &ObservedAssociation, owner: &Owner, our_role_arn: Option<&str>) -> bool {
+pub fn is_ours(found: &ObservedAssociation, owner: &Owner, our_role_arn: Option<&str>) -> bool {
     match owner.classify(&found.tags) {
         Ownership::Ours => true,
         Ownership::Foreign => our_role_arn == Some(found.role_arn.as_str()),

@@ -5,7 +5,7 @@
 //! and the status to report, or the refusal. Pure.
 
 use super::association_plan::{
-    AssociationAction, DesiredAssociation, ObservedAssociation, plan_association,
+    AssociationAction, DesiredAssociation, ObservedAssociation, is_ours, plan_association,
     plan_association_removal,
 };
 use super::desire::{BindingRole, Defaults, DesiredBinding, desired_binding};
@@ -356,12 +356,17 @@ pub fn plan_binding_cleanup(observed: &BindingObserved) -> Plan<PodIdentityBindi
     let mut steps = Vec::new();
     let owner = &observed.subject.owner;
     if observed.retain {
-        // The pair that works is kept: the association of the spec's
-        // ServiceAccount and the role it uses. Ours elsewhere are what a
-        // move of the ServiceAccount was yet to delete; while the spec's
-        // has none, the others are all that works.
-        let (current, elsewhere): (Vec<ObservedAssociation>, Vec<ObservedAssociation>) =
-            observed.associations.iter().cloned().partition(|a| {
+        // The pair that works is kept: our association of the spec's
+        // ServiceAccount (made only once its role is complete) and the role
+        // it uses. Ours elsewhere are what a move of the ServiceAccount was
+        // yet to delete; while the spec's has none, the others are all that
+        // works. Someone else's association is neither.
+        let (current, elsewhere): (Vec<ObservedAssociation>, Vec<ObservedAssociation>) = observed
+            .associations
+            .iter()
+            .filter(|a| is_ours(a, owner, observed.our_previous_role()))
+            .cloned()
+            .partition(|a| {
                 a.namespace == owner.namespace && a.service_account == observed.service_account_name
             });
         let (kept_associations, leftover_associations) = match current.is_empty() {

@@ -12,7 +12,7 @@ use super::plan::{
 use super::refusal::Refusal;
 use super::role_plan::{RoleState, RoleSummary, plan_role};
 use super::service_account_plan::{
-    AnnotationPlan, ObservedServiceAccount, plan_annotations, wanted_annotations,
+    AnnotationPlan, ObservedServiceAccount, ROLE_ARN, plan_annotations, wanted_annotations,
 };
 use super::tenancy::{check_guardrails, check_policy_grammar};
 use super::trust::{irsa_trust_admits, irsa_trust_policy, oidc_provider_arn};
@@ -343,13 +343,26 @@ fn foreign_role_detail(
 }
 
 /// Deletion: every role of ours by every name it may have (`Retain` keeps
-/// the one the spec names, and removes only what an unfinished rename left
-/// behind), then the ServiceAccount given back, or deleted if this object
-/// made it.
+/// the one pods were given, and removes only the half of an unfinished
+/// rename not in use), then the ServiceAccount given back, or deleted if
+/// this object made it.
 pub fn plan_irsa_cleanup(observed: &IrsaObserved) -> Plan<IamServiceAccountStatus> {
     let mut steps = Vec::new();
     let owner = &observed.subject.owner;
-    let kept: Vec<&str> = observed.retained_role.as_deref().into_iter().collect();
+    // Under Retain, the role pods were given: the object's own annotation
+    // on the ServiceAccount (set only once the role is complete), else the
+    // one the last finished sync reported, else the spec's.
+    let annotated = observed
+        .service_account
+        .as_ref()
+        .filter(|sa| sa.owned_keys.contains(ROLE_ARN))
+        .and_then(|sa| sa.annotations.get(ROLE_ARN))
+        .map(|arn| arn.rsplit('/').next().unwrap_or_default());
+    let kept: Vec<&str> = annotated
+        .or(observed.status.role_name.as_deref())
+        .or(observed.retained_role.as_deref())
+        .into_iter()
+        .collect();
     let leftovers = match observed.retain {
         true => observed.roles.rename_leftovers(owner, &kept),
         false => observed.roles.ours_except(owner, &[]).collect(),

@@ -248,6 +248,13 @@ fn retain_keeps_the_role_in_use_but_not_what_an_unfinished_rename_left() {
         operations(&plan_binding_cleanup(&seen)),
         ["Delete:x", "DeleteRole:old"]
     );
+    // Someone else's association on the spec's ServiceAccount is not the
+    // pair that works: ours stays, untouched.
+    seen.associations = vec![
+        association("x", "web", "old", true),
+        association("theirs", "api", "elsewhere", false),
+    ];
+    assert_eq!(operations(&plan_binding_cleanup(&seen)), ["DeleteRole:new"]);
     // Killed before it was made: the old pair is all that works.
     seen.associations = vec![association("x", "web", "old", true)];
     assert_eq!(operations(&plan_binding_cleanup(&seen)), ["DeleteRole:new"]);

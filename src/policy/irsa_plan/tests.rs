@@ -354,16 +354,18 @@ fn cleanup_keeps_what_retain_keeps_and_deletes_the_service_account_it_made() {
 }
 
 #[test]
-fn retain_keeps_the_spec_role_but_not_what_an_unfinished_rename_left() {
-    // Killed after the new role was made and before the old one went; then
-    // the spec asked for Retain and the object went.
+fn retain_keeps_the_role_pods_were_given_and_not_the_other_half_of_a_rename() {
+    let arn = |name: &str| format!("arn:aws:iam::123456789012:role/{name}");
+    // Killed after the ServiceAccount was given the new role and before
+    // the old one went; then the spec asked for Retain and the object went.
     let mut seen = observed(vec![
         ("old-role", Some(ours("old-role"))),
         ("new-role", Some(ours("new-role"))),
     ]);
     seen.retain = true;
     seen.retained_role = Some("new-role".into());
-    seen.service_account = Some(annotated("arn"));
+    seen.status.role_name = Some("old-role".into());
+    seen.service_account = Some(annotated(&arn("new-role")));
     assert_eq!(
         operations(&plan_irsa_cleanup(&seen)),
         [
@@ -372,9 +374,26 @@ fn retain_keeps_the_spec_role_but_not_what_an_unfinished_rename_left() {
             "Release"
         ]
     );
-    // Killed before the new role was made: the old one is all there is.
-    seen.roles.0[1].1 = None;
-    assert_eq!(operations(&plan_irsa_cleanup(&seen)), ["Release"]);
+    // Killed before that (the new role may lack its policies): pods have
+    // the old one, and the new one goes.
+    seen.service_account = Some(annotated(&arn("old-role")));
+    assert_eq!(
+        operations(&plan_irsa_cleanup(&seen)),
+        [
+            "DetachRolePolicy:new-role",
+            "DeleteRole:new-role",
+            "Release"
+        ]
+    );
+    // No annotation of ours: the role the last finished sync reported.
+    seen.service_account = None;
+    assert_eq!(
+        operations(&plan_irsa_cleanup(&seen)),
+        ["DetachRolePolicy:new-role", "DeleteRole:new-role"]
+    );
+    // The role pods were given is gone already: nothing else goes.
+    seen.roles.0[0].1 = None;
+    assert!(plan_irsa_cleanup(&seen).steps.is_empty());
 }
 
 #[test]
