@@ -14,7 +14,7 @@ use super::plan::{
     ObservedRoles, Plan, Recorded, Step, Subject, role_in_use, role_removal_steps, with_record,
 };
 use super::refusal::Refusal;
-use super::role_plan::{RoleSummary, plan_role};
+use super::role_plan::{RoleSummary, plan_role, role_name_in_arn};
 use super::tenancy::{check_binding_guardrails, check_policy_grammar};
 use super::trust::pod_identity_trust_gaps;
 use crate::api::PodIdentityBindingSpec;
@@ -274,8 +274,8 @@ pub fn plan_binding(
     // A role of ours the association no longer uses (renamed, or the spec
     // moved to roleArn) goes only now that nothing points at it. A roleArn
     // naming the very role the operator made keeps it in use.
-    let in_use = role_arn.rsplit('/').next().unwrap_or_default().to_string();
-    for old in observed.roles.ours_except(owner, &[&in_use]) {
+    let in_use = role_name_in_arn(&role_arn);
+    for old in observed.roles.ours_except(owner, &[in_use]) {
         steps.extend(role_removal_steps(old));
     }
     let made = Recorded {
@@ -380,7 +380,7 @@ pub fn plan_binding_cleanup(observed: &BindingObserved) -> Plan<PodIdentityBindi
         ));
         let in_use: Vec<&str> = kept_associations
             .iter()
-            .map(|a| a.role_arn.rsplit('/').next().unwrap_or_default())
+            .map(|a| role_name_in_arn(&a.role_arn))
             .collect();
         let kept = match in_use.is_empty() {
             true => observed.retained_role.as_deref().into_iter().collect(),

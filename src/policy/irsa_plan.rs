@@ -10,7 +10,7 @@ use super::plan::{
     ObservedRoles, Plan, Recorded, Step, Subject, role_in_use, role_removal_steps, with_record,
 };
 use super::refusal::Refusal;
-use super::role_plan::{RoleState, RoleSummary, plan_role};
+use super::role_plan::{RoleState, RoleSummary, plan_role, role_name_in_arn};
 use super::service_account_plan::{
     AnnotationPlan, ObservedServiceAccount, ROLE_ARN, plan_annotations, wanted_annotations,
 };
@@ -357,7 +357,7 @@ pub fn plan_irsa_cleanup(observed: &IrsaObserved) -> Plan<IamServiceAccountStatu
         .as_ref()
         .filter(|sa| sa.owned_keys.contains(ROLE_ARN))
         .and_then(|sa| sa.annotations.get(ROLE_ARN))
-        .map(|arn| arn.rsplit('/').next().unwrap_or_default());
+        .map(|arn| role_name_in_arn(arn));
     let kept: Vec<&str> = annotated
         .or(observed.status.role_name.as_deref())
         .or(observed.retained_role.as_deref())

@@ -37,6 +37,12 @@ pub fn same_role_name(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
+/// The name of the role an ARN that AWS or the operator wrote points at:
+/// what follows its last `/`, past any path.
+pub fn role_name_in_arn(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or_default()
+}
+
 /// A role as the operator wants it, or as IAM reports it. Fields hold what
 /// IAM stores, already canonical (policy documents compare semantically).
 #[derive(Debug, Clone, PartialEq)]
