@@ -23,6 +23,7 @@ impl Eks {
     pub fn new(config: &aws_config::SdkConfig, metrics: &Arc<Metrics>) -> Self {
         let config = aws_sdk_eks::config::Builder::from(config)
             .interceptor(metrics.aws_interceptor("eks"))
+            .retry_classifier(super::retry::ServerErrorsSlowDown)
             .build();
         Eks {
             client: Client::from_conf(config),

@@ -36,6 +36,7 @@ impl Iam {
     pub fn new(config: &aws_config::SdkConfig, metrics: &Arc<Metrics>) -> Self {
         let config = aws_sdk_iam::config::Builder::from(config)
             .interceptor(metrics.aws_interceptor("iam"))
+            .retry_classifier(super::retry::ServerErrorsSlowDown)
             .build();
         Iam {
             client: Client::from_conf(config),

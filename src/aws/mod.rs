@@ -7,6 +7,7 @@ pub mod eks;
 pub mod error;
 pub mod iam;
 pub mod identity;
+pub mod retry;
 
 pub use api::{EksApi, IamApi};
 pub use eks::Eks;
