@@ -336,11 +336,13 @@ async fn throttling_and_5xx_bursts_cost_little_and_break_nothing() {
     assert_eq!(faulted.deletes, 0, "nothing is deleted");
     assert!(faulted.throttled > 0 && faulted.server_errors > 0);
     // Every attempt AWS refused has to be made again: those are the faults'
-    // cost, fixed by this schedule at about 18 attempts, which is 30 % of a
-    // fault-free run since a create costs 5 calls (it was 20 % at 10). What
-    // the operator adds beyond them is bounded tightly (no extra rounds of
-    // reads), and a retry storm would show as most calls refused while
-    // rate-limited. The plain ratio is printed above.
+    // cost, set mostly by this schedule (each object's first call in a
+    // fault phase is refused before the shared rate adapts): 8 to 14
+    // attempts in five runs against 56 fault-free calls, so the plain ratio
+    // (printed above, 1.14 to 1.27) sits within a few refusals of 1.3 and
+    // is not what this test judges. What the operator adds beyond them is
+    // bounded tightly (no extra rounds of reads), and a retry storm would
+    // show as most calls refused while rate-limited.
     let refused = faulted.throttled + faulted.server_errors;
     let operations: BTreeSet<&String> = fault_free
         .answered
