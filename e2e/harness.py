@@ -562,13 +562,24 @@ def start_apiserver(procs: Processes, bins: Path, run_dir: Path, etcd_url: str) 
     return url, port
 
 
-def seed_emulator(emulator_url: str, cluster: str, region: str, issuer: str, oidc_provider: bool) -> str | None:
-    body = json.dumps({"name": cluster, "region": region, "issuer": issuer}).encode()
-    req = urllib.request.Request(
-        f"{emulator_url}/_emulator/clusters", data=body, method="POST", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        resp.read()
+def seed_emulator(
+    emulator_url: str, cluster: str, region: str, issuer: str, oidc_provider: bool, pod_identity_agent: bool
+) -> str | None:
+    def control(method: str, path: str, body: dict) -> None:
+        req = urllib.request.Request(
+            f"{emulator_url}/_emulator/{path}",
+            data=json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            resp.read()
+
+    control("POST", "clusters", {"name": cluster, "region": region, "issuer": issuer})
+    if pod_identity_agent:
+        # As on a cluster made for Pod Identity: without the agent no binding
+        # is Ready.
+        control("PUT", f"clusters/{cluster}/addons/eks-pod-identity-agent", {"status": "ACTIVE", "region": region})
     if not oidc_provider:
         return None
     import boto3
@@ -688,7 +699,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         api_ready = wait_until("kube-apiserver", lambda: http_ok(f"{api_url}/readyz", tls), procs)
 
         emulator_url = read_emulator_url(emulator, procs)
-        oidc_arn = seed_emulator(emulator_url, args.cluster_name, args.region, api_url, not args.no_oidc_provider)
+        oidc_arn = seed_emulator(
+            emulator_url,
+            args.cluster_name,
+            args.region,
+            api_url,
+            not args.no_oidc_provider,
+            not args.no_pod_identity_agent,
+        )
 
         kubeconfig = run_dir / "kubeconfig"
         operator_kubeconfig = run_dir / "operator.kubeconfig"
@@ -788,6 +806,11 @@ def main() -> int:
     up.add_argument("--region", default=DEFAULT_REGION)
     up.add_argument(
         "--no-oidc-provider", action="store_true", help="do not create the IAM OIDC provider for the issuer"
+    )
+    up.add_argument(
+        "--no-pod-identity-agent",
+        action="store_true",
+        help="do not install the eks-pod-identity-agent add-on on the cluster",
     )
     up.add_argument("--exit-on-stdin-eof", action="store_true", help="stop when stdin closes")
     refusals = sub.add_parser(

@@ -9,6 +9,7 @@ use clap::Parser;
 use crate::controller::backoff::Schedule;
 use crate::policy::desire::Defaults;
 use crate::policy::guardrails::Guardrails;
+use crate::policy::pod_identity_agent::AgentSource;
 use crate::policy::{ValidationError, validate_permissions_boundary_arn, validate_role_path};
 
 /// Reconciles AWS IAM roles for IRSA and EKS Pod Identity from Kubernetes
@@ -138,6 +139,13 @@ pub struct Args {
     )]
     pub leader_election_renew_grace_seconds: u64,
 
+    /// How to know that the EKS Pod Identity Agent runs, without which no
+    /// association gives pods credentials: `addon` asks EKS for the
+    /// eks-pod-identity-agent add-on; `self-managed` says the platform runs
+    /// it some other way.
+    #[arg(long, env = "IAM_OPERATOR_POD_IDENTITY_AGENT", value_enum, default_value_t = AgentSource::Addon)]
+    pub pod_identity_agent: AgentSource,
+
     /// Print the operator's own least-privilege AWS policy for these flags
     /// (cluster, --aws-account-id, AWS_REGION, role path and prefix,
     /// boundary) and exit, without contacting AWS or Kubernetes.
@@ -171,6 +179,7 @@ pub struct Settings {
     pub max_concurrent_reconciles: u16,
     /// Empty: every namespace.
     pub watch_namespaces: Vec<String>,
+    pub pod_identity_agent: AgentSource,
 }
 
 impl Settings {
@@ -268,6 +277,26 @@ mod tests {
     }
 
     #[test]
+    fn the_agent_is_asked_of_eks_unless_declared_self_managed() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["iam-operator", "--cluster-name", "c"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv)
+        };
+        assert_eq!(
+            parse(&[]).expect("parses").pod_identity_agent,
+            AgentSource::Addon
+        );
+        assert_eq!(
+            parse(&["--pod-identity-agent", "self-managed"])
+                .expect("parses")
+                .pod_identity_agent,
+            AgentSource::SelfManaged
+        );
+        assert!(parse(&["--pod-identity-agent", "daemonset"]).is_err());
+    }
+
+    #[test]
     fn empty_namespace_list_watches_everything() {
         let mut settings = Settings {
             cluster_name: "c".into(),
@@ -286,6 +315,7 @@ mod tests {
             },
             max_concurrent_reconciles: 8,
             watch_namespaces: Vec::new(),
+            pod_identity_agent: AgentSource::Addon,
         };
         assert!(settings.watches("any"));
         settings.watch_namespaces = vec!["a".into(), "b".into()];

@@ -173,6 +173,7 @@ async fn run(args: Args) -> Result<(), String> {
         },
         max_concurrent_reconciles: args.max_concurrent_reconciles,
         watch_namespaces: args.watch_namespaces.clone(),
+        pod_identity_agent: args.pod_identity_agent,
     };
     tracing::info!(cluster = %settings.cluster_name, %region, account = %settings.account_id, issuer = ?settings.issuer, "starting");
 

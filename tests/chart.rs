@@ -314,6 +314,7 @@ fn chart_lints_renders_applies_and_matches_kustomize_and_rbac() {
             "terminalRetryCapSeconds=900",
             "maxConcurrentReconciles=4",
             "logFormat=json",
+            "podIdentityAgent=self-managed",
             &watch,
             "replicas=3",
             "serviceAccount.roleArn=arn:aws:iam::123456789012:role/iam-operator",

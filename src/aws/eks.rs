@@ -173,6 +173,30 @@ impl Eks {
         }
     }
 
+    /// The status of add-on `addon` of `cluster` (`ACTIVE`, `DEGRADED`, ...),
+    /// `None` when the cluster has no such add-on (`DescribeAddon`).
+    pub async fn addon_status(
+        &self,
+        cluster: &str,
+        addon: &str,
+    ) -> Result<Option<String>, AwsError> {
+        let described = self
+            .client
+            .describe_addon()
+            .cluster_name(cluster)
+            .addon_name(addon)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeAddon", e));
+        Ok(absent_as_none(described)?.map(|output| {
+            output
+                .addon
+                .and_then(|addon| addon.status)
+                .map(|status| status.as_str().to_string())
+                .unwrap_or_default()
+        }))
+    }
+
     /// Whether `cluster` exists in the configured account and region
     /// (`DescribeCluster`), so a wrong name or region is reported as such.
     pub async fn describe_cluster_exists(&self, cluster: &str) -> Result<bool, AwsError> {

@@ -22,6 +22,7 @@ use crate::policy::binding_plan::{
 };
 use crate::policy::desire::{BindingRole, Defaults, DesiredBinding};
 use crate::policy::plan::{Plan, Recorded, Subject};
+use crate::policy::pod_identity_agent::AgentState;
 use crate::policy::refusal::Refusal;
 use crate::policy::service_account_plan::ROLE_ARN;
 
@@ -83,6 +84,7 @@ impl ManagedKind for PodIdentityBinding {
             target_role: None,
             associations: Vec::new(),
             irsa_role: None,
+            agent: AgentState::Running,
             older_claim: None,
             subject,
         };
@@ -117,6 +119,14 @@ impl ManagedKind for PodIdentityBinding {
                 if !observed.cluster_found {
                     return Ok(observed);
                 }
+                observed.agent = ctx
+                    .shared
+                    .pod_identity_agent(
+                        &ctx.eks,
+                        &ctx.settings.cluster_name,
+                        ctx.settings.pod_identity_agent,
+                    )
+                    .await?;
                 if let BindingRole::Existing(arn) = &desired.role {
                     observed.existing_role = ctx.iam.role_summary(&arn.name).await?;
                 }

@@ -1,6 +1,7 @@
 //! Facts about AWS that every object of the cluster shares, read once for
-//! all of them instead of once per object: that the EKS cluster exists, and
-//! the client IDs of the cluster's IAM OIDC provider. A thousand objects
+//! all of them instead of once per object: that the EKS cluster exists, the
+//! client IDs of the cluster's IAM OIDC provider, and whether the Pod
+//! Identity Agent add-on is active. A thousand objects
 //! created at once, or resynced, then cost one such read, not a thousand.
 
 use std::collections::HashMap;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::aws::error::AwsError;
 use crate::aws::{Eks, Iam};
+use crate::policy::pod_identity_agent::{AGENT_ADDON, AgentSource, AgentState};
 
 /// How long a provider that admitted an audience is trusted to still do
 /// so: a provider deleted or narrowed in IAM shows at the first reconcile
@@ -18,12 +20,43 @@ use crate::aws::{Eks, Iam};
 /// again at every attempt, so a fix made in IAM is seen at the next retry.
 pub const PROVIDER_FRESH_FOR: Duration = Duration::from_secs(60);
 
+/// How long an active agent add-on is believed to still be active: one
+/// removed or broken shows within this, while a burst of bindings asks once.
+pub const AGENT_FRESH_FOR: Duration = Duration::from_secs(30);
+
+/// How long an agent found missing or unhealthy is believed so: short, so a
+/// fix is seen at the next retry, but bindings retried one after another
+/// (not together) do not each ask EKS.
+pub const AGENT_MISSING_FRESH_FOR: Duration = Duration::from_secs(5);
+
 #[derive(Default)]
 pub struct SharedFacts {
     /// Held across the `DescribeCluster` call, so objects reconciled
     /// together wait for one answer instead of each asking.
     cluster: tokio::sync::Mutex<Option<ClusterAnswer>>,
     providers: Mutex<HashMap<String, ProviderRead>>,
+    /// Held across the `DescribeAddon` call, as `cluster` is.
+    agent: tokio::sync::Mutex<Option<AgentAnswer>>,
+}
+
+/// The last `DescribeAddon` answer for the agent and when it came.
+struct AgentAnswer {
+    at: Instant,
+    outcome: Result<AgentState, AwsError>,
+}
+
+impl AgentAnswer {
+    /// Whether a caller that asked at `asked` may take this answer: one
+    /// that came after it asked (it waited for it), or one still fresh. A
+    /// failure to ask is only shared with those already waiting.
+    fn answers(&self, asked: Instant) -> bool {
+        let fresh_for = match &self.outcome {
+            Ok(AgentState::Running) => AGENT_FRESH_FOR,
+            Ok(_) => AGENT_MISSING_FRESH_FOR,
+            Err(_) => Duration::ZERO,
+        };
+        self.at >= asked || asked.saturating_duration_since(self.at) < fresh_for
+    }
 }
 
 /// The last `DescribeCluster` answer and when it came.
@@ -65,6 +98,46 @@ impl SharedFacts {
         }
         let outcome = describe().await;
         *last = Some(ClusterAnswer {
+            at: Instant::now(),
+            outcome: outcome.clone(),
+        });
+        outcome
+    }
+
+    /// Whether the Pod Identity Agent runs: vouched for by the configuration,
+    /// or the `eks-pod-identity-agent` add-on of `cluster` is `ACTIVE`.
+    pub async fn pod_identity_agent(
+        &self,
+        eks: &Eks,
+        cluster: &str,
+        source: AgentSource,
+    ) -> Result<AgentState, AwsError> {
+        match source {
+            AgentSource::SelfManaged => Ok(AgentState::Running),
+            AgentSource::Addon => {
+                self.pod_identity_agent_by(|| async {
+                    let status = eks.addon_status(cluster, AGENT_ADDON).await?;
+                    Ok(AgentState::from_addon_status(status.as_deref()))
+                })
+                .await
+            }
+        }
+    }
+
+    async fn pod_identity_agent_by<F, Fut>(&self, describe: F) -> Result<AgentState, AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<AgentState, AwsError>>,
+    {
+        let asked = Instant::now();
+        let mut last = self.agent.lock().await;
+        if let Some(answer) = last.as_ref()
+            && answer.answers(asked)
+        {
+            return answer.outcome.clone();
+        }
+        let outcome = describe().await;
+        *last = Some(AgentAnswer {
             at: Instant::now(),
             outcome: outcome.clone(),
         });
@@ -121,8 +194,12 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
-    use super::{PROVIDER_FRESH_FOR, ProviderRead, SharedFacts, still_admits};
+    use super::{
+        AGENT_FRESH_FOR, AGENT_MISSING_FRESH_FOR, AgentAnswer, PROVIDER_FRESH_FOR, ProviderRead,
+        SharedFacts, still_admits,
+    };
     use crate::aws::error::{AwsError, classify};
+    use crate::policy::pod_identity_agent::AgentState;
 
     fn throttled() -> AwsError {
         AwsError {
@@ -230,5 +307,60 @@ mod tests {
         let fresh = read_at(now);
         assert_eq!(still_admits(Some(&fresh), "other", now), None);
         assert_eq!(still_admits(None, "vault", now), None);
+    }
+
+    fn agent_answer(at: Instant, outcome: Result<AgentState, AwsError>) -> AgentAnswer {
+        AgentAnswer { at, outcome }
+    }
+
+    #[test]
+    fn a_running_agent_is_believed_for_a_minute_a_missing_one_for_seconds() {
+        let then = Instant::now();
+        let running = agent_answer(then, Ok(AgentState::Running));
+        assert!(running.answers(then + AGENT_FRESH_FOR - Duration::from_millis(1)));
+        assert!(!running.answers(then + AGENT_FRESH_FOR));
+        for state in [
+            AgentState::Absent,
+            AgentState::NotActive {
+                status: "DEGRADED".into(),
+            },
+        ] {
+            let missing = agent_answer(then, Ok(state));
+            assert!(missing.answers(then + Duration::from_secs(1)));
+            assert!(!missing.answers(then + AGENT_MISSING_FRESH_FOR));
+        }
+        let failed = agent_answer(then, Err(throttled()));
+        assert!(
+            !failed.answers(then + Duration::from_millis(1)),
+            "a failure is not reused by a later caller"
+        );
+        assert!(
+            failed.answers(then - Duration::from_millis(1)),
+            "but is shared with one that was waiting for it"
+        );
+    }
+
+    #[tokio::test]
+    async fn bindings_asking_together_share_one_describe_addon() {
+        let facts = Arc::new(SharedFacts::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let askers: Vec<_> = (0..8)
+            .map(|_| {
+                let (facts, calls) = (facts.clone(), calls.clone());
+                tokio::spawn(async move {
+                    facts
+                        .pod_identity_agent_by(|| async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            Ok(AgentState::Absent)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for asker in askers {
+            assert_eq!(asker.await.expect("asker").ok(), Some(AgentState::Absent));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 }

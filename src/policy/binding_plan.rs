@@ -13,6 +13,7 @@ use super::ownership::{Owner, Ownership};
 use super::plan::{
     ObservedRoles, Plan, Recorded, Step, Subject, role_in_use, role_removal_steps, with_record,
 };
+use super::pod_identity_agent::AgentState;
 use super::refusal::Refusal;
 use super::role_plan::{RoleSummary, plan_role, role_name_in_arn};
 use super::tenancy::{check_binding_guardrails, check_policy_grammar};
@@ -42,6 +43,8 @@ pub struct BindingObserved {
     pub associations: Vec<ObservedAssociation>,
     /// The ServiceAccount's IRSA role annotation, if it has one.
     pub irsa_role: Option<String>,
+    /// Whether the Pod Identity Agent runs on the cluster's nodes.
+    pub agent: AgentState,
     pub older_claim: Option<String>,
 }
 
@@ -289,6 +292,13 @@ pub fn plan_binding(
             service_account: sa_name.clone(),
             irsa_role: irsa_role.clone(),
             pod_identity_role: role_arn.clone(),
+        }),
+        // The association is made all the same: it takes effect the moment
+        // the agent runs, with nothing more to do here.
+        None if !observed.agent.is_running() => Err(Refusal::PodIdentityAgentNotReady {
+            cluster: defaults.cluster_name.clone(),
+            service_account: sa_name.clone(),
+            agent: observed.agent.clone(),
         }),
         None => {
             let target = desired

@@ -18,6 +18,7 @@ pub mod naming;
 pub mod operator_policy;
 pub mod ownership;
 pub mod plan;
+pub mod pod_identity_agent;
 pub mod refusal;
 pub mod role_plan;
 pub mod service_account_plan;

@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use super::ownership::{
     CLUSTER_KEY, KIND_KEY, MANAGED_BY_KEY, NAME_KEY, NAMESPACE_KEY, REGION_KEY,
 };
+use super::pod_identity_agent::AGENT_ADDON;
 use super::{
     CURRENT_POLICY_VERSION, POD_IDENTITY_SERVICE, ValidationError, is_known_partition,
     is_role_name_char, validate_permissions_boundary_arn, validate_role_path,
@@ -94,6 +95,15 @@ impl OperatorPolicyInputs {
         format!(
             "arn:{}:eks:{}:{}:cluster/{}",
             self.partition, self.region, self.account_id, self.cluster_name
+        )
+    }
+
+    /// The ARN pattern of this cluster's Pod Identity Agent add-on (EKS
+    /// ends an add-on's ARN with an ID of its own).
+    pub fn agent_addon_pattern(&self) -> String {
+        format!(
+            "arn:{}:eks:{}:{}:addon/{}/{}/*",
+            self.partition, self.region, self.account_id, self.cluster_name, AGENT_ADDON
         )
     }
 
@@ -320,6 +330,13 @@ pub fn render(inputs: &OperatorPolicyInputs) -> Result<Value, OperatorPolicyErro
             "Effect": "Allow",
             "Action": ["eks:DescribeCluster", "eks:ListPodIdentityAssociations"],
             "Resource": inputs.cluster_arn(),
+        }),
+        json!({
+            // Only whether the agent runs: a binding is not Ready without it.
+            "Sid": "ReadThisClustersPodIdentityAgent",
+            "Effect": "Allow",
+            "Action": "eks:DescribeAddon",
+            "Resource": inputs.agent_addon_pattern(),
         }),
         json!({
             "Sid": "ReadThisClustersAssociations",
@@ -813,11 +830,17 @@ mod tests {
                 ]
             );
             assert_eq!(list(&change["Resource"]), [associations.as_str()]);
+            let agent = format!(
+                "arn:{partition}:eks:{region}:{ACCOUNT}:addon/my-cluster/eks-pod-identity-agent/*"
+            );
+            let read_agent = statement(&policy, "ReadThisClustersPodIdentityAgent");
+            assert_eq!(actions(read_agent), ["eks:DescribeAddon"]);
+            assert_eq!(list(&read_agent["Resource"]), [agent.as_str()]);
             for statement in allow_statements(&policy) {
                 for resource in list(&statement["Resource"]) {
                     if resource.contains(":eks:") {
                         assert!(
-                            resource == cluster || resource == associations,
+                            resource == cluster || resource == associations || resource == agent,
                             "{resource}"
                         );
                     }
@@ -852,6 +875,7 @@ mod tests {
             "eks:DescribeCluster",
             "eks:ListPodIdentityAssociations",
             "eks:DescribePodIdentityAssociation",
+            "eks:DescribeAddon",
             "eks:CreatePodIdentityAssociation",
             "eks:UpdatePodIdentityAssociation",
             "eks:DeletePodIdentityAssociation",

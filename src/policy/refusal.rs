@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::association_plan::AssociationConflict;
 use super::desire::InvalidSpec;
 use super::guardrails::Violation;
+use super::pod_identity_agent::{AGENT_ADDON, AgentState};
 use super::role_plan::RoleNotOwned;
 use crate::api::conditions::reason;
 
@@ -202,6 +203,35 @@ pub enum Refusal {
         irsa_role: String,
         pod_identity_role: String,
     },
+
+    #[error("{}", agent_not_ready(cluster, service_account, agent))]
+    PodIdentityAgentNotReady {
+        cluster: String,
+        service_account: String,
+        agent: AgentState,
+    },
+}
+
+/// What is wrong with the agent and what to do, in the words of the tools a
+/// platform engineer would use to fix it.
+fn agent_not_ready(cluster: &str, service_account: &str, agent: &AgentState) -> String {
+    let consequence = format!(
+        "pods of ServiceAccount {service_account} get no credentials from the association (it is \
+         in place) until the agent runs"
+    );
+    match agent {
+        AgentState::NotActive { status } => format!(
+            "the EKS Pod Identity Agent add-on ({AGENT_ADDON}) of cluster {cluster} is {status}, \
+             not ACTIVE: {consequence}. See why with `aws eks describe-addon --cluster-name \
+             {cluster} --addon-name {AGENT_ADDON}` (its health issues)"
+        ),
+        AgentState::Absent | AgentState::Running => format!(
+            "the EKS Pod Identity Agent add-on ({AGENT_ADDON}) is not installed in cluster \
+             {cluster}: {consequence}. Install it with `aws eks create-addon --cluster-name \
+             {cluster} --addon-name {AGENT_ADDON}`; if the agent runs as a DaemonSet of your own, \
+             start the operator with --pod-identity-agent=self-managed"
+        ),
+    }
 }
 
 impl Refusal {
@@ -234,6 +264,7 @@ impl Refusal {
             }
             Refusal::ClusterNotFound { .. } => reason::CLUSTER_NOT_FOUND,
             Refusal::IrsaRoleTakesPrecedence { .. } => reason::IRSA_ROLE_TAKES_PRECEDENCE,
+            Refusal::PodIdentityAgentNotReady { .. } => reason::POD_IDENTITY_AGENT_NOT_READY,
         }
     }
 
@@ -261,6 +292,7 @@ impl Refusal {
             Refusal::IamCatchingUp { .. } => "iam_catching_up",
             Refusal::ClusterNotFound { .. } => "cluster_not_found",
             Refusal::IrsaRoleTakesPrecedence { .. } => "irsa_role_takes_precedence",
+            Refusal::PodIdentityAgentNotReady { .. } => "pod_identity_agent_not_ready",
         }
     }
 
@@ -287,7 +319,8 @@ impl Refusal {
             | Refusal::ServiceAccountConflict { .. }
             | Refusal::RoleNotFound { .. }
             | Refusal::RoleDoesNotTrustPodIdentity { .. }
-            | Refusal::AssociationConflict(_) => Retry::Soon(WAITING_REQUEUE),
+            | Refusal::AssociationConflict(_)
+            | Refusal::PodIdentityAgentNotReady { .. } => Retry::Soon(WAITING_REQUEUE),
             Refusal::WaitingForPropagation { .. } | Refusal::IamCatchingUp { .. } => {
                 Retry::Soon(PROPAGATION_REQUEUE)
             }
@@ -356,5 +389,39 @@ mod tests {
             Refusal::InvalidSpec(InvalidSpec(vec![])).retry(),
             Retry::Terminal
         );
+    }
+
+    #[test]
+    fn a_missing_or_unhealthy_agent_names_the_fix_and_is_looked_at_again_soon() {
+        let missing = Refusal::PodIdentityAgentNotReady {
+            cluster: "prod".into(),
+            service_account: "app".into(),
+            agent: AgentState::Absent,
+        };
+        let text = missing.to_string();
+        assert!(text.contains("not installed in cluster prod"), "{text}");
+        assert!(
+            text.contains(
+                "aws eks create-addon --cluster-name prod --addon-name eks-pod-identity-agent"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("--pod-identity-agent=self-managed"), "{text}");
+        assert!(text.contains("ServiceAccount app"), "{text}");
+        assert_eq!(missing.reason(), "PodIdentityAgentNotReady");
+        assert_eq!(missing.retry(), Retry::Soon(WAITING_REQUEUE));
+        assert!(!missing.is_waiting(), "only a person installs the add-on");
+
+        let degraded = Refusal::PodIdentityAgentNotReady {
+            cluster: "prod".into(),
+            service_account: "app".into(),
+            agent: AgentState::NotActive {
+                status: "DEGRADED".into(),
+            },
+        };
+        let text = degraded.to_string();
+        assert!(text.contains("is DEGRADED, not ACTIVE"), "{text}");
+        assert!(text.contains("aws eks describe-addon"), "{text}");
+        assert_eq!(degraded.metric_label(), "pod_identity_agent_not_ready");
     }
 }

@@ -313,6 +313,28 @@ impl Emulator {
             .expect("PUT propagation");
     }
 
+    /// Puts add-on `addon` of the harness's cluster in `status` (an EKS
+    /// `AddonStatus`), installing it when absent.
+    pub fn put_addon(&self, h: &Harness, addon: &str, status: &str) {
+        ureq::put(format!(
+            "{}/_emulator/clusters/{}/addons/{addon}",
+            self.url, h.cluster_name
+        ))
+        .send_json(serde_json::json!({ "status": status, "region": h.region }))
+        .expect("PUT add-on");
+    }
+
+    /// Removes add-on `addon` of the harness's cluster.
+    pub fn remove_addon(&self, h: &Harness, addon: &str) {
+        ureq::delete(format!(
+            "{}/_emulator/clusters/{}/addons/{addon}",
+            self.url, h.cluster_name
+        ))
+        .force_send_body()
+        .send_json(serde_json::json!({ "region": h.region }))
+        .expect("DELETE add-on");
+    }
+
     /// Makes a new IAM role invisible to EKS for `ms` milliseconds, as IAM
     /// propagation does.
     pub fn set_propagation_delay(&self, ms: u64) {

@@ -115,6 +115,7 @@ fn observed(roles: Vec<(&str, Option<ObservedRole>)>) -> BindingObserved {
         target_role: None,
         associations: Vec::new(),
         irsa_role: None,
+        agent: AgentState::Running,
         older_claim: None,
     }
 }
@@ -371,6 +372,58 @@ fn the_irsa_annotation_is_reported_after_the_association_is_in_place() {
     assert_eq!(
         plan.verdict.expect_err("warned").reason(),
         "IRSARoleTakesPrecedence"
+    );
+}
+
+#[test]
+fn without_a_running_agent_the_association_is_made_but_not_ready() {
+    for agent in [
+        AgentState::Absent,
+        AgentState::NotActive {
+            status: "DEGRADED".into(),
+        },
+    ] {
+        let mut seen = observed(vec![("r", None)]);
+        seen.agent = agent.clone();
+        let plan = plan_binding(&desire(&created("r", "web")), &seen, &defaults());
+        let made = operations(&plan);
+        assert!(made.contains(&"CreateRole:r".to_string()), "{made:?}");
+        assert!(
+            made.contains(&"CreatePodIdentityAssociation".to_string()),
+            "{made:?}"
+        );
+        let refusal = plan.verdict.expect_err("not ready");
+        assert_eq!(refusal.reason(), "PodIdentityAgentNotReady");
+        assert_eq!(
+            refusal,
+            Refusal::PodIdentityAgentNotReady {
+                cluster: defaults().cluster_name,
+                service_account: "web".into(),
+                agent,
+            }
+        );
+    }
+}
+
+#[test]
+fn a_running_agent_lets_the_binding_be_ready_and_irsa_is_told_first() {
+    let seen = observed(vec![("r", None)]);
+    assert_eq!(seen.agent, AgentState::Running);
+    assert!(
+        plan_binding(&desire(&created("r", "web")), &seen, &defaults())
+            .verdict
+            .is_ok()
+    );
+    let mut both = observed(vec![("r", None)]);
+    both.agent = AgentState::Absent;
+    both.irsa_role = Some(role_arn("irsa"));
+    assert_eq!(
+        plan_binding(&desire(&created("r", "web")), &both, &defaults())
+            .verdict
+            .expect_err("warned")
+            .reason(),
+        "IRSARoleTakesPrecedence",
+        "pods would not use the association even with the agent"
     );
 }
 
