@@ -57,13 +57,7 @@ fn held_by_finalizer(h: &Harness, ns: &str, name: &str) -> (String, String) {
         object["metadata"]["finalizers"],
         json!(["iam-operator.io/cleanup"])
     );
-    let ready = object["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == "Ready")
-        .cloned()
-        .unwrap_or_default();
+    let ready = support::ready_condition(&object);
     (
         ready["reason"].as_str().unwrap_or_default().to_string(),
         ready["message"].as_str().unwrap_or_default().to_string(),

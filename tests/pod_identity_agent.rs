@@ -42,14 +42,7 @@ fn binding(name: &str) -> String {
 
 /// The binding's Ready condition: (status, reason, message).
 fn ready(h: &Harness, ns: &str, name: &str) -> (String, String, String) {
-    let object = h.kubectl_json(&["-n", ns, "get", "pib", name]);
-    let condition = object["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == "Ready")
-        .cloned()
-        .unwrap_or_default();
+    let condition = support::ready_condition(&h.kubectl_json(&["-n", ns, "get", "pib", name]));
     let text = |key: &str| condition[key].as_str().unwrap_or_default().to_string();
     (text("status"), text("reason"), text("message"))
 }

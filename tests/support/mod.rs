@@ -344,6 +344,17 @@ impl Emulator {
     }
 }
 
+/// The object's `Ready` condition, or `null` when it has none yet.
+pub fn ready_condition(object: &Value) -> Value {
+    object["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// IAM calls that change something (everything but reads).
 pub fn is_write(call: &Call) -> bool {
     !(call.operation.starts_with("Get")
