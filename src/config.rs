@@ -9,7 +9,6 @@ use clap::Parser;
 use crate::controller::backoff::Schedule;
 use crate::policy::desire::Defaults;
 use crate::policy::guardrails::Guardrails;
-use crate::policy::pod_identity_agent::AgentSource;
 use crate::policy::{ValidationError, validate_permissions_boundary_arn, validate_role_path};
 
 /// Reconciles AWS IAM roles for IRSA and EKS Pod Identity from Kubernetes
@@ -151,6 +150,16 @@ pub struct Args {
     /// boundary) and exit, without contacting AWS or Kubernetes.
     #[arg(long, env = "IAM_OPERATOR_PRINT_AWS_POLICY")]
     pub print_aws_policy: bool,
+}
+
+/// How the operator learns that the EKS Pod Identity Agent runs.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentSource {
+    /// The EKS add-on, asked with `DescribeAddon`.
+    Addon,
+    /// Installed by the platform some other way (a DaemonSet of its own),
+    /// which EKS cannot see: the configuration vouches for it.
+    SelfManaged,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

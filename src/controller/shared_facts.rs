@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::aws::error::AwsError;
 use crate::aws::{Eks, Iam};
-use crate::policy::pod_identity_agent::{AGENT_ADDON, AgentSource, AgentState};
+use crate::config::AgentSource;
+use crate::policy::pod_identity_agent::{AGENT_ADDON, AgentState};
 
 /// How long a provider that admitted an audience is trusted to still do
 /// so: a provider deleted or narrowed in IAM shows at the first reconcile

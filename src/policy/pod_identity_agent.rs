@@ -8,17 +8,6 @@
 /// The EKS add-on that installs the agent.
 pub const AGENT_ADDON: &str = "eks-pod-identity-agent";
 
-/// How the operator learns that the agent runs.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AgentSource {
-    /// The EKS add-on, asked with `DescribeAddon`.
-    #[default]
-    Addon,
-    /// Installed by the platform some other way (a DaemonSet of its own),
-    /// which EKS cannot see: the configuration vouches for it.
-    SelfManaged,
-}
-
 /// What was seen of the agent.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AgentState {
