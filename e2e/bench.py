@@ -284,8 +284,8 @@ def calls_since(emulator: str, seq: int) -> list[dict]:
 
 
 def last_seq(emulator: str) -> int:
-    calls = calls_since(emulator, 0)
-    return calls[-1]["seq"] if calls else 0
+    with urllib.request.urlopen(f"{emulator}/_emulator/calls/last", timeout=30) as resp:
+        return json.load(resp)["seq"]
 
 
 def aws_calls(calls: list[dict]) -> list[dict]:

@@ -806,13 +806,14 @@ fn change_once(
         );
         wait_settled(h, ns, slots, tally, "set-up");
     }
+    let before_start = emulator.mark();
     let mut acting = Operator::start(h, ns, launch + 1);
     let key = acting.0.access_key.clone();
     // Its start-up reads (account, cluster) are not the plan's: wait them
     // out, so that call k is the plan's k-th.
     let started = Instant::now();
     while !emulator
-        .calls_since(0)
+        .calls_since(before_start)
         .iter()
         .any(|c| c.access_key.as_deref() == Some(key.as_str()) && c.operation == "DescribeCluster")
     {

@@ -7,6 +7,7 @@ GET    /_emulator/faults
 PUT    /_emulator/faults     {"rules": [...], "seed"?}
 DELETE /_emulator/faults
 GET    /_emulator/calls?since=<seq>
+GET    /_emulator/calls/last
 DELETE /_emulator/calls
 GET    /_emulator/propagation
 PUT    /_emulator/propagation {"roleVisibleToEksAfterMs"?: n, "roleVisibleToIamAfterMs"?: n}
@@ -76,6 +77,9 @@ class ControlApi:
             ("PUT", "/faults"): self._put_faults,
             ("DELETE", "/faults"): self._clear_faults,
             ("GET", "/calls"): self._get_calls,
+            # Where the log ends, without reading it: after a long run the
+            # whole log is many megabytes.
+            ("GET", "/calls/last"): lambda env, body: _reply(200, {"seq": self._calls.last_seq()}),
             ("DELETE", "/calls"): self._clear_calls,
             ("GET", "/propagation"): lambda env, body: self._propagation(),
             ("PUT", "/propagation"): self._put_propagation,

@@ -297,6 +297,11 @@ class CallLog:
                     out.write(json.dumps(entry, sort_keys=True) + "\n")
             return dict(entry)
 
+    def last_seq(self) -> int:
+        """The seq of the last call recorded, cleared or not (0 before any)."""
+        with self._lock:
+            return self._seq
+
     def since(self, seq: int = 0) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(c) for c in self._calls if c["seq"] > seq]

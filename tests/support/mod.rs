@@ -275,7 +275,13 @@ impl Emulator {
 
     /// The sequence number of the last logged call, to read only later ones.
     pub fn mark(&self) -> u64 {
-        self.calls_since(0).last().map_or(0, |c| c.seq)
+        let body: Value = ureq::get(format!("{}/_emulator/calls/last", self.url))
+            .call()
+            .expect("GET last call")
+            .body_mut()
+            .read_json()
+            .expect("last call JSON");
+        body["seq"].as_u64().expect("seq")
     }
 
     pub fn set_faults(&self, rules: Value) {

@@ -102,12 +102,15 @@ def test_call_log(emu: Emulator, cluster, role_arn):
     assert all(c["fault"] is None and c["region"] == "us-east-1" for c in calls)
     assert all(isinstance(c["time"], float) for c in calls)
     assert [c["seq"] for c in emu.calls(since=seqs[-2])] == [seqs[-1]]
+    assert emu.ok("GET", "/calls/last") == {"seq": seqs[-1]}
 
     emu.ok("DELETE", "/calls")
     assert emu.calls() == []
+    assert emu.ok("GET", "/calls/last") == {"seq": seqs[-1]}, "clearing keeps where the log ended"
     emu.client("iam").list_roles()
     (after_clear,) = emu.calls()
     assert after_clear["seq"] > seqs[-1]  # seq never restarts
+    assert emu.ok("GET", "/calls/last") == {"seq": after_clear["seq"]}
 
 
 def test_moto_api_passes_through_unlogged(emu: Emulator):
