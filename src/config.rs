@@ -140,8 +140,8 @@ pub struct Args {
 
     /// How to know that the EKS Pod Identity Agent runs, without which no
     /// association gives pods credentials: `addon` asks EKS for the
-    /// eks-pod-identity-agent add-on; `self-managed` says the platform runs
-    /// it some other way.
+    /// eks-pod-identity-agent add-on; `self-managed` says it runs without
+    /// the add-on (EKS Auto Mode, or a DaemonSet of the platform's).
     #[arg(long, env = "IAM_OPERATOR_POD_IDENTITY_AGENT", value_enum, default_value_t = AgentSource::Addon)]
     pub pod_identity_agent: AgentSource,
 
@@ -157,8 +157,9 @@ pub struct Args {
 pub enum AgentSource {
     /// The EKS add-on, asked with `DescribeAddon`.
     Addon,
-    /// Installed by the platform some other way (a DaemonSet of its own),
-    /// which EKS cannot see: the configuration vouches for it.
+    /// Running without the add-on (built into EKS Auto Mode, or a DaemonSet
+    /// of the platform's), which the add-on API cannot show: the
+    /// configuration vouches for it.
     SelfManaged,
 }
 

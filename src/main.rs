@@ -13,7 +13,7 @@ use tracing_subscriber::EnvFilter;
 
 use iam_operator::api::{IamServiceAccount, PodIdentityBinding};
 use iam_operator::aws::{Eks, Iam, identity};
-use iam_operator::config::{Args, LogFormat, Settings, partition_for_region};
+use iam_operator::config::{AgentSource, Args, LogFormat, Settings, partition_for_region};
 use iam_operator::controller::backoff::{Schedule, TERMINAL_JITTER};
 use iam_operator::controller::{Context, guardrails_file, lifecycle};
 use iam_operator::health::{self, Readiness};
@@ -98,6 +98,7 @@ fn aws_policy(args: &Args) -> Result<String, String> {
         .clone()
         .or_else(|| args.permissions_boundary.clone());
     inputs.passable_role_patterns = guardrails.granted_role_arns();
+    inputs.reads_agent_addon = args.pod_identity_agent == AgentSource::Addon;
     operator_policy::render_pretty(&inputs).map_err(|e| e.to_string())
 }
 

@@ -414,6 +414,10 @@ fn chart_lints_renders_applies_and_matches_kustomize_and_rbac() {
         policy.to_string().contains("role/apps/apps-"),
         "the chart's rolePath and roleNamePrefix reach the operator: {policy}"
     );
+    assert!(
+        !policy.to_string().contains("eks:DescribeAddon"),
+        "podIdentityAgent=self-managed reaches the operator, whose policy then reads no add-on: {policy}"
+    );
     let _ = std::fs::remove_file(guardrails_file);
 }
 

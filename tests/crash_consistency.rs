@@ -806,6 +806,8 @@ fn change_once(
         );
         wait_settled(h, ns, slots, tally, "set-up");
     }
+    // From here only: after the long mode's kills the whole log is more
+    // than a client will read.
     let before_start = emulator.mark();
     let mut acting = Operator::start(h, ns, launch + 1);
     let key = acting.0.access_key.clone();

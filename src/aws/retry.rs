@@ -8,6 +8,12 @@
 //! test measured as many 5xx refusals as throttles). Classifying a 5xx as
 //! throttling hands it to the same shared rate limiter, so the client backs
 //! off as one while the service recovers and speeds up again on success.
+//!
+//! What that costs: the first 5xx turns the client-side rate limiter on for
+//! the process's life (as the first throttle would), and a retry of a 5xx
+//! then takes the SDK's throttling retry cost from the retry quota (5
+//! tokens, not 10), so a long outage is retried about twice as often before
+//! the quota stops it; the limiter's waits keep those retries slow.
 
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
 use aws_smithy_runtime_api::client::retries::classifiers::{

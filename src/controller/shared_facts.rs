@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::aws::error::AwsError;
 use crate::aws::{Eks, Iam};
 use crate::config::AgentSource;
-use crate::policy::pod_identity_agent::{AGENT_ADDON, AgentState};
+use crate::policy::pod_identity_agent::{AGENT_ADDON, AgentProblem, AgentState};
 
 /// How long a provider that admitted an audience is trusted to still do
 /// so: a provider deleted or narrowed in IAM shows at the first reconcile
@@ -21,8 +21,9 @@ use crate::policy::pod_identity_agent::{AGENT_ADDON, AgentState};
 /// again at every attempt, so a fix made in IAM is seen at the next retry.
 pub const PROVIDER_FRESH_FOR: Duration = Duration::from_secs(60);
 
-/// How long an active agent add-on is believed to still be active: one
-/// removed or broken shows within this, while a burst of bindings asks once.
+/// How long an active agent add-on is believed to still be active: a
+/// binding reconciled this long after the add-on broke sees it, while a
+/// burst of bindings asks once.
 pub const AGENT_FRESH_FOR: Duration = Duration::from_secs(30);
 
 /// How long an agent found missing or unhealthy is believed so: short, so a
@@ -53,7 +54,7 @@ impl AgentAnswer {
     fn answers(&self, asked: Instant) -> bool {
         let fresh_for = match &self.outcome {
             Ok(AgentState::Running) => AGENT_FRESH_FOR,
-            Ok(_) => AGENT_MISSING_FRESH_FOR,
+            Ok(AgentState::NotRunning(_)) => AGENT_MISSING_FRESH_FOR,
             Err(_) => Duration::ZERO,
         };
         self.at >= asked || asked.saturating_duration_since(self.at) < fresh_for
@@ -106,7 +107,9 @@ impl SharedFacts {
     }
 
     /// Whether the Pod Identity Agent runs: vouched for by the configuration,
-    /// or the `eks-pod-identity-agent` add-on of `cluster` is `ACTIVE`.
+    /// or the `eks-pod-identity-agent` add-on of `cluster` is `ACTIVE`. Only
+    /// what retrying fixes (throttling, a 5xx) is an error: a refused read
+    /// is a state of the agent, so the binding's own work still goes on.
     pub async fn pod_identity_agent(
         &self,
         eks: &Eks,
@@ -116,11 +119,13 @@ impl SharedFacts {
         match source {
             AgentSource::SelfManaged => Ok(AgentState::Running),
             AgentSource::Addon => {
-                self.pod_identity_agent_by(|| async {
-                    let status = eks.addon_status(cluster, AGENT_ADDON).await?;
-                    Ok(AgentState::from_addon_status(status.as_deref()))
-                })
-                .await
+                let read = self
+                    .pod_identity_agent_by(|| async {
+                        let status = eks.addon_status(cluster, AGENT_ADDON).await?;
+                        Ok(AgentState::from_addon_status(status.as_deref()))
+                    })
+                    .await;
+                unreadable_as_state(read)
             }
         }
     }
@@ -181,6 +186,15 @@ impl SharedFacts {
     }
 }
 
+fn unreadable_as_state(read: Result<AgentState, AwsError>) -> Result<AgentState, AwsError> {
+    match read {
+        Err(e) if !e.is_transient() => Ok(AgentState::NotRunning(AgentProblem::Unreadable {
+            error: e.to_string(),
+        })),
+        other => other,
+    }
+}
+
 /// A read is reused only while fresh and only to say yes: an answer that
 /// would refuse the object is always read again.
 fn still_admits(read: Option<&ProviderRead>, audience: &str, now: Instant) -> Option<Vec<String>> {
@@ -197,10 +211,10 @@ mod tests {
 
     use super::{
         AGENT_FRESH_FOR, AGENT_MISSING_FRESH_FOR, AgentAnswer, PROVIDER_FRESH_FOR, ProviderRead,
-        SharedFacts, still_admits,
+        SharedFacts, still_admits, unreadable_as_state,
     };
     use crate::aws::error::{AwsError, classify};
-    use crate::policy::pod_identity_agent::AgentState;
+    use crate::policy::pod_identity_agent::{AgentProblem, AgentState};
 
     fn throttled() -> AwsError {
         AwsError {
@@ -315,18 +329,18 @@ mod tests {
     }
 
     #[test]
-    fn a_running_agent_is_believed_for_a_minute_a_missing_one_for_seconds() {
+    fn a_running_agent_is_believed_for_half_a_minute_a_missing_one_for_seconds() {
         let then = Instant::now();
         let running = agent_answer(then, Ok(AgentState::Running));
         assert!(running.answers(then + AGENT_FRESH_FOR - Duration::from_millis(1)));
         assert!(!running.answers(then + AGENT_FRESH_FOR));
-        for state in [
-            AgentState::Absent,
-            AgentState::NotActive {
+        for problem in [
+            AgentProblem::Absent,
+            AgentProblem::NotActive {
                 status: "DEGRADED".into(),
             },
         ] {
-            let missing = agent_answer(then, Ok(state));
+            let missing = agent_answer(then, Ok(AgentState::NotRunning(problem)));
             assert!(missing.answers(then + Duration::from_secs(1)));
             assert!(!missing.answers(then + AGENT_MISSING_FRESH_FOR));
         }
@@ -353,15 +367,39 @@ mod tests {
                         .pod_identity_agent_by(|| async move {
                             calls.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(20)).await;
-                            Ok(AgentState::Absent)
+                            Ok(AgentState::NotRunning(AgentProblem::Absent))
                         })
                         .await
                 })
             })
             .collect();
         for asker in askers {
-            assert_eq!(asker.await.expect("asker").ok(), Some(AgentState::Absent));
+            assert_eq!(
+                asker.await.expect("asker").ok(),
+                Some(AgentState::NotRunning(AgentProblem::Absent))
+            );
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_refused_read_is_a_state_and_a_throttled_one_an_error() {
+        let denied = AwsError {
+            operation: "DescribeAddon",
+            kind: classify("AccessDeniedException"),
+            code: "AccessDeniedException".into(),
+            message: "not authorized to perform eks:DescribeAddon".into(),
+        };
+        match unreadable_as_state(Err(denied)) {
+            Ok(AgentState::NotRunning(AgentProblem::Unreadable { error })) => {
+                assert!(error.contains("AccessDeniedException"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(unreadable_as_state(Err(throttled())).is_err());
+        assert_eq!(
+            unreadable_as_state(Ok(AgentState::Running)).ok(),
+            Some(AgentState::Running)
+        );
     }
 }

@@ -287,20 +287,20 @@ pub fn plan_binding(
     };
     status.role_arn = Some(role_arn.clone());
     status.role_name = role_name;
-    let verdict = match &observed.irsa_role {
-        Some(irsa_role) => Err(Refusal::IrsaRoleTakesPrecedence {
+    let verdict = match (&observed.irsa_role, &observed.agent) {
+        (Some(irsa_role), _) => Err(Refusal::IrsaRoleTakesPrecedence {
             service_account: sa_name.clone(),
             irsa_role: irsa_role.clone(),
             pod_identity_role: role_arn.clone(),
         }),
         // The association is made all the same: it takes effect the moment
         // the agent runs, with nothing more to do here.
-        None if !observed.agent.is_running() => Err(Refusal::PodIdentityAgentNotReady {
+        (None, AgentState::NotRunning(problem)) => Err(Refusal::PodIdentityAgentNotReady {
             cluster: defaults.cluster_name.clone(),
             service_account: sa_name.clone(),
-            agent: observed.agent.clone(),
+            problem: problem.clone(),
         }),
-        None => {
+        (None, AgentState::Running) => {
             let target = desired
                 .target_role
                 .as_ref()

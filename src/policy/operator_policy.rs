@@ -64,6 +64,9 @@ pub struct OperatorPolicyInputs {
     /// PodIdentityBindings may name in `roleArn`, and which the operator must
     /// therefore be able to pass to EKS.
     pub passable_role_patterns: Vec<String>,
+    /// Whether the operator asks EKS if the Pod Identity Agent add-on runs
+    /// (`--pod-identity-agent=addon`).
+    pub reads_agent_addon: bool,
 }
 
 impl OperatorPolicyInputs {
@@ -79,6 +82,7 @@ impl OperatorPolicyInputs {
             role_name_prefix: String::new(),
             permissions_boundary: None,
             passable_role_patterns: Vec::new(),
+            reads_agent_addon: true,
         }
     }
 
@@ -332,13 +336,6 @@ pub fn render(inputs: &OperatorPolicyInputs) -> Result<Value, OperatorPolicyErro
             "Resource": inputs.cluster_arn(),
         }),
         json!({
-            // Only whether the agent runs: a binding is not Ready without it.
-            "Sid": "ReadThisClustersPodIdentityAgent",
-            "Effect": "Allow",
-            "Action": "eks:DescribeAddon",
-            "Resource": inputs.agent_addon_pattern(),
-        }),
-        json!({
             "Sid": "ReadThisClustersAssociations",
             "Effect": "Allow",
             "Action": "eks:DescribePodIdentityAssociation",
@@ -379,6 +376,15 @@ pub fn render(inputs: &OperatorPolicyInputs) -> Result<Value, OperatorPolicyErro
             "Condition": ours,
         }),
     ];
+    if inputs.reads_agent_addon {
+        statements.push(json!({
+            // Only whether the agent runs: a binding is not Ready without it.
+            "Sid": "ReadThisClustersPodIdentityAgent",
+            "Effect": "Allow",
+            "Action": "eks:DescribeAddon",
+            "Resource": inputs.agent_addon_pattern(),
+        }));
+    }
     if let Some(boundary) = &inputs.permissions_boundary {
         statements.push(json!({
             "Sid": "SetOnlyTheEnforcedBoundary",
@@ -836,6 +842,13 @@ mod tests {
             let read_agent = statement(&policy, "ReadThisClustersPodIdentityAgent");
             assert_eq!(actions(read_agent), ["eks:DescribeAddon"]);
             assert_eq!(list(&read_agent["Resource"]), [agent.as_str()]);
+            let mut self_managed = inputs(partition, region);
+            self_managed.reads_agent_addon = false;
+            let without = render(&self_managed).expect("renders");
+            assert!(
+                !without.to_string().contains("eks:DescribeAddon"),
+                "a self-managed agent is not asked of EKS, so the policy grants no read of it"
+            );
             for statement in allow_statements(&policy) {
                 for resource in list(&statement["Resource"]) {
                     if resource.contains(":eks:") {

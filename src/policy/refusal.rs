@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::association_plan::AssociationConflict;
 use super::desire::InvalidSpec;
 use super::guardrails::Violation;
-use super::pod_identity_agent::{AGENT_ADDON, AgentState};
+use super::pod_identity_agent::{AGENT_ADDON, AgentProblem};
 use super::role_plan::RoleNotOwned;
 use crate::api::conditions::reason;
 
@@ -204,32 +204,40 @@ pub enum Refusal {
         pod_identity_role: String,
     },
 
-    #[error("{}", agent_not_ready(cluster, service_account, agent))]
+    #[error("{}", agent_not_ready(cluster, service_account, problem))]
     PodIdentityAgentNotReady {
         cluster: String,
         service_account: String,
-        agent: AgentState,
+        problem: AgentProblem,
     },
 }
 
 /// What is wrong with the agent and what to do, in the words of the tools a
 /// platform engineer would use to fix it.
-fn agent_not_ready(cluster: &str, service_account: &str, agent: &AgentState) -> String {
+fn agent_not_ready(cluster: &str, service_account: &str, problem: &AgentProblem) -> String {
     let consequence = format!(
         "pods of ServiceAccount {service_account} get no credentials from the association (it is \
          in place) until the agent runs"
     );
-    match agent {
-        AgentState::NotActive { status } => format!(
+    // EKS Auto Mode runs the agent itself, without the add-on.
+    let self_managed = "if the agent runs without the add-on (EKS Auto Mode, or a DaemonSet of \
+                        your own), start the operator with --pod-identity-agent=self-managed";
+    match problem {
+        AgentProblem::Absent => format!(
+            "the EKS Pod Identity Agent add-on ({AGENT_ADDON}) is not installed in cluster \
+             {cluster}: {consequence}. Install it with `aws eks create-addon --cluster-name \
+             {cluster} --addon-name {AGENT_ADDON}`; {self_managed}"
+        ),
+        AgentProblem::NotActive { status } => format!(
             "the EKS Pod Identity Agent add-on ({AGENT_ADDON}) of cluster {cluster} is {status}, \
              not ACTIVE: {consequence}. See why with `aws eks describe-addon --cluster-name \
              {cluster} --addon-name {AGENT_ADDON}` (its health issues)"
         ),
-        AgentState::Absent | AgentState::Running => format!(
-            "the EKS Pod Identity Agent add-on ({AGENT_ADDON}) is not installed in cluster \
-             {cluster}: {consequence}. Install it with `aws eks create-addon --cluster-name \
-             {cluster} --addon-name {AGENT_ADDON}`; if the agent runs as a DaemonSet of your own, \
-             start the operator with --pod-identity-agent=self-managed"
+        AgentProblem::Unreadable { error } => format!(
+            "whether the EKS Pod Identity Agent runs in cluster {cluster} is unknown ({error}), \
+             so this binding cannot be vouched for: without the agent {consequence}. Grant the \
+             operator eks:DescribeAddon on its add-on {AGENT_ADDON} (see its --print-aws-policy); \
+             {self_managed}"
         ),
     }
 }
@@ -396,7 +404,7 @@ mod tests {
         let missing = Refusal::PodIdentityAgentNotReady {
             cluster: "prod".into(),
             service_account: "app".into(),
-            agent: AgentState::Absent,
+            problem: AgentProblem::Absent,
         };
         let text = missing.to_string();
         assert!(text.contains("not installed in cluster prod"), "{text}");
@@ -415,13 +423,25 @@ mod tests {
         let degraded = Refusal::PodIdentityAgentNotReady {
             cluster: "prod".into(),
             service_account: "app".into(),
-            agent: AgentState::NotActive {
+            problem: AgentProblem::NotActive {
                 status: "DEGRADED".into(),
             },
         };
         let text = degraded.to_string();
         assert!(text.contains("is DEGRADED, not ACTIVE"), "{text}");
         assert!(text.contains("aws eks describe-addon"), "{text}");
-        assert_eq!(degraded.metric_label(), "pod_identity_agent_not_ready");
+        assert_eq!(degraded.reason(), "PodIdentityAgentNotReady");
+
+        let unreadable = Refusal::PodIdentityAgentNotReady {
+            cluster: "prod".into(),
+            service_account: "app".into(),
+            problem: AgentProblem::Unreadable {
+                error: "DescribeAddon: AccessDeniedException".into(),
+            },
+        };
+        let text = unreadable.to_string();
+        assert!(text.contains("AccessDeniedException"), "{text}");
+        assert!(text.contains("eks:DescribeAddon"), "{text}");
+        assert!(text.contains("EKS Auto Mode"), "{text}");
     }
 }

@@ -9,6 +9,7 @@ use crate::policy::trust::pod_identity_trust_policy;
 
 use crate::policy::fixtures::ACCOUNT;
 use crate::policy::ownership::Owner;
+use crate::policy::pod_identity_agent::AgentProblem;
 
 fn defaults() -> Defaults {
     Defaults {
@@ -321,6 +322,13 @@ fn refusals_come_before_any_write() {
     ] {
         let plan = plan_binding(desired, seen, &defaults());
         assert!(plan.steps.is_empty(), "{reason}: {:?}", plan.steps);
+        assert_eq!(plan.verdict.clone().expect_err(reason).reason(), reason);
+        // What stops the binding outright is told before a missing agent,
+        // which only matters once the association can be made.
+        let mut without_agent = seen.clone();
+        without_agent.agent = AgentState::NotRunning(AgentProblem::Absent);
+        let plan = plan_binding(desired, &without_agent, &defaults());
+        assert!(plan.steps.is_empty(), "{reason}: {:?}", plan.steps);
         assert_eq!(plan.verdict.expect_err(reason).reason(), reason);
     }
 }
@@ -377,14 +385,17 @@ fn the_irsa_annotation_is_reported_after_the_association_is_in_place() {
 
 #[test]
 fn without_a_running_agent_the_association_is_made_but_not_ready() {
-    for agent in [
-        AgentState::Absent,
-        AgentState::NotActive {
+    for problem in [
+        AgentProblem::Absent,
+        AgentProblem::NotActive {
             status: "DEGRADED".into(),
+        },
+        AgentProblem::Unreadable {
+            error: "DescribeAddon: AccessDeniedException".into(),
         },
     ] {
         let mut seen = observed(vec![("r", None)]);
-        seen.agent = agent.clone();
+        seen.agent = AgentState::NotRunning(problem.clone());
         let plan = plan_binding(&desire(&created("r", "web")), &seen, &defaults());
         let made = operations(&plan);
         assert!(made.contains(&"CreateRole:r".to_string()), "{made:?}");
@@ -399,7 +410,7 @@ fn without_a_running_agent_the_association_is_made_but_not_ready() {
             Refusal::PodIdentityAgentNotReady {
                 cluster: defaults().cluster_name,
                 service_account: "web".into(),
-                agent,
+                problem,
             }
         );
     }
@@ -415,7 +426,7 @@ fn a_running_agent_lets_the_binding_be_ready_and_irsa_is_told_first() {
             .is_ok()
     );
     let mut both = observed(vec![("r", None)]);
-    both.agent = AgentState::Absent;
+    both.agent = AgentState::NotRunning(AgentProblem::Absent);
     both.irsa_role = Some(role_arn("irsa"));
     assert_eq!(
         plan_binding(&desire(&created("r", "web")), &both, &defaults())
