@@ -118,14 +118,18 @@ impl SharedFacts {
     ) -> Result<AgentState, AwsError> {
         match source {
             AgentSource::SelfManaged => Ok(AgentState::Running),
+            // A refused read becomes a state before it is kept, so that it is
+            // believed for a few seconds like a missing add-on, instead of
+            // every binding asking again one after another under the lock.
             AgentSource::Addon => {
-                let read = self
-                    .pod_identity_agent_by(|| async {
-                        let status = eks.addon_status(cluster, AGENT_ADDON).await?;
-                        Ok(AgentState::from_addon_status(status.as_deref()))
-                    })
-                    .await;
-                unreadable_as_state(read)
+                self.pod_identity_agent_by(|| async {
+                    unreadable_as_state(
+                        eks.addon_status(cluster, AGENT_ADDON)
+                            .await
+                            .map(|status| AgentState::from_addon_status(status.as_deref())),
+                    )
+                })
+                .await
             }
         }
     }
@@ -338,6 +342,9 @@ mod tests {
             AgentProblem::Absent,
             AgentProblem::NotActive {
                 status: "DEGRADED".into(),
+            },
+            AgentProblem::Unreadable {
+                error: "DescribeAddon: AccessDeniedException".into(),
             },
         ] {
             let missing = agent_answer(then, Ok(AgentState::NotRunning(problem)));
