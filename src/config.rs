@@ -9,6 +9,7 @@ use clap::Parser;
 use crate::controller::backoff::Schedule;
 use crate::policy::desire::Defaults;
 use crate::policy::guardrails::Guardrails;
+use crate::policy::issuer::IssuerSource;
 use crate::policy::{ValidationError, validate_permissions_boundary_arn, validate_role_path};
 
 /// Reconciles AWS IAM roles for IRSA and EKS Pod Identity from Kubernetes
@@ -177,6 +178,9 @@ pub struct Settings {
     /// `None` when it could not be discovered: IRSA objects then report the
     /// missing cluster instead of the operator refusing to start.
     pub issuer: Option<String>,
+    pub issuer_source: IssuerSource,
+    /// Read from the API server's discovery document at start.
+    pub api_server_issuer: Option<String>,
     pub account_id: String,
     pub partition: String,
     pub region: String,
@@ -209,6 +213,8 @@ impl Settings {
             account_id: self.account_id.clone(),
             partition: self.partition.clone(),
             issuer: self.issuer.clone(),
+            issuer_source: self.issuer_source,
+            api_server_issuer: self.api_server_issuer.clone(),
             forced_role_path: self.forced_role_path.clone(),
             guardrails,
         }
@@ -311,6 +317,8 @@ mod tests {
         let mut settings = Settings {
             cluster_name: "c".into(),
             issuer: Some("https://i".into()),
+            issuer_source: IssuerSource::Eks,
+            api_server_issuer: None,
             account_id: "1".into(),
             partition: "aws".into(),
             region: "us-east-1".into(),

@@ -15,10 +15,11 @@ use iam_operator::api::{IamServiceAccount, PodIdentityBinding};
 use iam_operator::aws::{Eks, Iam, identity};
 use iam_operator::config::{AgentSource, Args, LogFormat, Settings, partition_for_region};
 use iam_operator::controller::backoff::{Schedule, TERMINAL_JITTER};
-use iam_operator::controller::{Context, guardrails_file, lifecycle};
+use iam_operator::controller::{Context, api_server_issuer, guardrails_file, lifecycle};
 use iam_operator::health::{self, Readiness};
 use iam_operator::metrics::Metrics;
 use iam_operator::policy::guardrails::Guardrails;
+use iam_operator::policy::issuer::IssuerSource;
 use iam_operator::policy::operator_policy::{self, OperatorPolicyInputs};
 
 // Why jemalloc: Cargo.toml, beside the dependency.
@@ -157,9 +158,27 @@ async fn run(args: Args) -> Result<(), String> {
             }
         },
     };
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("Kubernetes client: {e}"))?;
+    let api_server_issuer = match api_server_issuer::read(&client).await {
+        Ok(issuer) => Some(issuer),
+        Err(why) => {
+            tracing::warn!(
+                "the API server's issuer is unknown, so roles are not checked to trust the issuer \
+                 that signs the cluster's tokens: {why}"
+            );
+            None
+        }
+    };
     let settings = Settings {
         cluster_name: args.cluster_name.clone(),
         issuer,
+        issuer_source: match &args.oidc_issuer {
+            Some(_) => IssuerSource::Configured,
+            None => IssuerSource::Eks,
+        },
+        api_server_issuer,
         account_id,
         partition: partition_for_region(&region).to_string(),
         region: region.clone(),
@@ -176,11 +195,8 @@ async fn run(args: Args) -> Result<(), String> {
         watch_namespaces: args.watch_namespaces.clone(),
         pod_identity_agent: args.pod_identity_agent,
     };
-    tracing::info!(cluster = %settings.cluster_name, %region, account = %settings.account_id, issuer = ?settings.issuer, "starting");
+    tracing::info!(cluster = %settings.cluster_name, %region, account = %settings.account_id, issuer = ?settings.issuer, api_server_issuer = ?settings.api_server_issuer, "starting");
 
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| format!("Kubernetes client: {e}"))?;
     let (isa_api, pib_api, sa_api) = match args.watch_namespaces.as_slice() {
         [namespace] => (
             Api::<IamServiceAccount>::namespaced(client.clone(), namespace),

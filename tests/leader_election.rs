@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -26,13 +25,6 @@ const RELEASE_WAIT_MAX: Duration = Duration::from_secs(1);
 
 const ACQUIRED: &str = "acquired the lease";
 const STANDING_BY: &str = "standing by";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 fn probe(port: u16, path: &str) -> Option<u16> {
     match ureq::get(format!("http://127.0.0.1:{port}{path}")).call() {
@@ -134,7 +126,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_after_sigkill() {
     install(h);
     let ns = h.fresh_namespace("leader");
     let lease_name = "iam-operator";
-    let ports = [free_port(), free_port()];
+    let ports = [support::free_port(), support::free_port()];
     let addresses = ports.map(|p| format!("127.0.0.1:{p}"));
     // Started together, so both reach for the free lease at once.
     let mut operators = [

@@ -11,28 +11,14 @@ use support::operator::{ensure_operator, eventually};
 use support::{harness, isa_manifest};
 
 fn scrape(port: u16) -> String {
-    ureq::get(format!("http://127.0.0.1:{port}/metrics"))
-        .call()
-        .expect("GET /metrics")
-        .body_mut()
-        .read_to_string()
-        .expect("metrics text")
-}
-
-/// The value of one series, by its full name and labels.
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    support::scrape(&format!("127.0.0.1:{port}"))
 }
 
 #[tokio::test]
 async fn metrics_count_reconciles_attempts_retries_and_states() {
     let Some(h) = harness() else { return };
     // A free port for this operator's endpoints, so the test can scrape it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = support::free_port();
     let address = format!("127.0.0.1:{port}");
     ensure_operator(h, &["--metrics-address", &address]);
     let ns = h.fresh_namespace("metrics");
@@ -60,18 +46,18 @@ async fn metrics_count_reconciles_attempts_retries_and_states() {
 
     let text = eventually("the states in /metrics", Duration::from_secs(30), || {
         let text = scrape(port);
-        (value(
+        (support::series_value(
             &text,
             r#"iam_operator_objects{kind="IamServiceAccount",ready="true"}"#,
         ) == Some(1.0)
-            && value(
+            && support::series_value(
                 &text,
                 r#"iam_operator_objects{kind="IamServiceAccount",ready="false"}"#,
             ) == Some(1.0))
         .then_some(text)
     });
     let at_least = |series: &str, minimum: f64| {
-        let found = value(&text, series);
+        let found = support::series_value(&text, series);
         assert!(
             found.is_some_and(|v| v >= minimum),
             "{series} = {found:?}, want at least {minimum}\n{text}"
@@ -103,7 +89,7 @@ async fn metrics_count_reconciles_attempts_retries_and_states() {
     );
     // One role made: exactly one successful CreateRole, and none refused.
     assert_eq!(
-        value(
+        support::series_value(
             &text,
             r#"iam_operator_aws_attempts_total{service="iam",operation="CreateRole",outcome="ok"}"#
         ),
@@ -126,7 +112,7 @@ async fn metrics_count_reconciles_attempts_retries_and_states() {
         Duration::from_secs(30),
         || {
             let text = scrape(port);
-            value(
+            support::series_value(
                 &text,
                 r#"iam_operator_objects{kind="IamServiceAccount",ready="false"}"#,
             )

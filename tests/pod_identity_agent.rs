@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use support::operator::{Launched, install, start_as};
 use support::{Harness, harness};
@@ -40,15 +40,6 @@ fn binding(name: &str) -> String {
     )
 }
 
-/// The binding's Ready condition: (status, reason, message).
-fn ready(h: &Harness, ns: &str, name: &str) -> (String, String, String) {
-    let condition = support::ready_condition(&h.kubectl_json(&["-n", ns, "get", "pib", name]));
-    let text = |key: &str| condition[key].as_str().unwrap_or_default().to_string();
-    (text("status"), text("reason"), text("message"))
-}
-
-/// Waits until Ready has `reason`; with `never_ready`, fails if Ready is
-/// True on the way.
 fn until_reason(
     h: &Harness,
     ns: &str,
@@ -56,22 +47,7 @@ fn until_reason(
     reason: &str,
     never_ready: bool,
 ) -> (String, String, String) {
-    let started = Instant::now();
-    loop {
-        let seen = ready(h, ns, name);
-        if seen.1 == reason {
-            return seen;
-        }
-        assert!(
-            !(never_ready && seen.0 == "True"),
-            "{name} Ready while waiting for {reason}: {seen:?}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "{name} never reached {reason}: {seen:?}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    h.until_reason(&format!("pib/{name}"), ns, reason, never_ready)
 }
 
 async fn association_count(h: &Harness, ns: &str, sa: &str) -> usize {
@@ -89,11 +65,7 @@ async fn a_binding_is_ready_only_while_the_agent_addon_is_active() {
     let emulator = h.emulator();
     let ns = h.fresh_namespace("agent");
     emulator.remove_addon(h, AGENT);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let metrics_address = format!("127.0.0.1:{port}");
+    let metrics_address = format!("127.0.0.1:{}", support::free_port());
     // Resyncs seconds apart, so an add-on that breaks under a Ready binding
     // is seen soon after the half minute an active add-on is believed.
     let _cleanup = Cleanup {
@@ -130,23 +102,12 @@ async fn a_binding_is_ready_only_while_the_agent_addon_is_active() {
     );
     let wide = h.kubectl(&["-n", &ns, "get", "pib", "app", "-o", "wide"]);
     assert!(wide.contains(NOT_READY), "kubectl get -o wide: {wide}");
-    let metrics = ureq::get(format!("http://{metrics_address}/metrics"))
-        .call()
-        .expect("GET /metrics")
-        .body_mut()
-        .read_to_string()
-        .expect("metrics text");
-    let failures = metrics
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(
-                r#"iam_operator_reconcile_failures_total{kind="PodIdentityBinding",reason="PodIdentityAgentNotReady"}"#,
-            )?
-            .trim()
-            .parse::<f64>()
-            .ok()
-        })
-        .unwrap_or(0.0);
+    let metrics = support::scrape(&metrics_address);
+    let failures = support::series_value(
+        &metrics,
+        r#"iam_operator_reconcile_failures_total{kind="PodIdentityBinding",reason="PodIdentityAgentNotReady"}"#,
+    )
+    .unwrap_or(0.0);
     assert!(failures >= 1.0, "no failure counted by reason: {metrics}");
     assert_eq!(
         association_count(h, &ns, "app").await,

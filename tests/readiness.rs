@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use support::operator::{eventually, start};
@@ -20,10 +19,7 @@ fn probe(port: u16, path: &str) -> Option<u16> {
 #[test]
 fn not_ready_until_the_crds_exist() {
     let Some(h) = harness() else { return };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = support::free_port();
     let address = format!("127.0.0.1:{port}");
     let mut operator = start(h, &["--metrics-address", &address]);
 

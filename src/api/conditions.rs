@@ -102,6 +102,7 @@ pub mod reason {
     pub const CLUSTER_NOT_FOUND: &str = "ClusterNotFound";
     pub const IRSA_ROLE_TAKES_PRECEDENCE: &str = "IRSARoleTakesPrecedence";
     pub const POD_IDENTITY_AGENT_NOT_READY: &str = "PodIdentityAgentNotReady";
+    pub const SERVICE_ACCOUNT_ISSUER_MISMATCH: &str = "ServiceAccountIssuerMismatch";
     pub const POLICY_NOT_FOUND: &str = "PolicyNotFound";
     pub const ACCESS_DENIED: &str = "AccessDenied";
     pub const LIMIT_EXCEEDED: &str = "LimitExceeded";

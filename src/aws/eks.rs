@@ -197,6 +197,19 @@ impl Eks {
         }))
     }
 
+    /// The OIDC issuer EKS reports for `cluster` (`DescribeCluster`); `None`
+    /// when the cluster does not exist or reports none.
+    pub async fn cluster_issuer(&self, cluster: &str) -> Result<Option<String>, AwsError> {
+        let described = self
+            .client
+            .describe_cluster()
+            .name(cluster)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeCluster", e));
+        Ok(absent_as_none(described)?.and_then(super::identity::issuer_of))
+    }
+
     /// Whether `cluster` exists in the configured account and region
     /// (`DescribeCluster`), so a wrong name or region is reported as such.
     pub async fn describe_cluster_exists(&self, cluster: &str) -> Result<bool, AwsError> {

@@ -1,5 +1,6 @@
 //! Who and where the operator is: the account (STS) and the cluster's OIDC
-//! issuer (EKS), discovered once at start when not configured.
+//! issuer (EKS), discovered at start when not configured (and the issuer
+//! re-read as reconciles go, by `crate::controller::shared_facts`).
 
 use aws_sdk_eks::error::SdkError;
 
@@ -26,15 +27,22 @@ pub async fn cluster_issuer(
         .send()
         .await
         .map_err(|e: SdkError<_, _>| AwsError::from_sdk("DescribeCluster", e))?;
+    issuer_of(output).ok_or_else(|| AwsError {
+        operation: "DescribeCluster",
+        kind: super::AwsErrorKind::NotFound,
+        code: "NoOIDCIssuer".into(),
+        message: format!("EKS cluster {cluster} reports no identity.oidc.issuer"),
+    })
+}
+
+/// The `identity.oidc.issuer` of a `DescribeCluster` answer.
+pub fn issuer_of(
+    output: aws_sdk_eks::operation::describe_cluster::DescribeClusterOutput,
+) -> Option<String> {
     output
         .cluster
         .and_then(|c| c.identity)
         .and_then(|i| i.oidc)
         .and_then(|o| o.issuer)
-        .ok_or_else(|| AwsError {
-            operation: "DescribeCluster",
-            kind: super::AwsErrorKind::NotFound,
-            code: "NoOIDCIssuer".into(),
-            message: format!("EKS cluster {cluster} reports no identity.oidc.issuer"),
-        })
+        .filter(|issuer| !issuer.is_empty())
 }

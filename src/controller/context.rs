@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::policy::desire::Defaults;
 use crate::policy::guardrails::Guardrails;
+use crate::policy::issuer::IssuerSource;
 
 pub struct Context {
     pub client: kube::Client,
@@ -39,7 +40,8 @@ pub struct Context {
     /// Who claims which ServiceAccount, per kind, kept from the same watch.
     pub iam_service_account_claims: ClaimIndex,
     pub pod_identity_binding_claims: ClaimIndex,
-    /// The cluster's existence and its OIDC provider, read for all objects.
+    /// The cluster's existence, issuer, OIDC provider and agent, read for
+    /// all objects.
     pub shared: SharedFacts,
 }
 
@@ -63,6 +65,7 @@ impl Context {
             guardrails,
             metrics,
             first_checks: FirstChecks::new(settings.resync),
+            shared: SharedFacts::with_issuer(settings.issuer.clone()),
             settings,
             backoff: Backoff::default(),
             refused: Backoff::default(),
@@ -70,7 +73,6 @@ impl Context {
             pod_identity_bindings: OnceLock::new(),
             iam_service_account_claims: ClaimIndex::default(),
             pod_identity_binding_claims: ClaimIndex::default(),
-            shared: SharedFacts::default(),
         }
     }
 }
@@ -79,6 +81,10 @@ impl Context {
     /// What desire and plan take from the configuration, with the
     /// guardrails in force now.
     pub fn defaults(&self) -> Defaults {
-        self.settings.defaults(self.guardrails.borrow().clone())
+        let mut defaults = self.settings.defaults(self.guardrails.borrow().clone());
+        if self.settings.issuer_source == IssuerSource::Eks {
+            defaults.issuer = self.shared.issuer();
+        }
+        defaults
     }
 }

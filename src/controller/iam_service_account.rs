@@ -20,6 +20,7 @@ use crate::policy::irsa_plan::{
     DesiredIrsa, ForeignRole, IrsaObserved, desired_irsa, plan_irsa, plan_irsa_cleanup,
     record_before_create,
 };
+use crate::policy::issuer::IssuerSource;
 use crate::policy::plan::{Plan, Recorded, Subject};
 use crate::policy::refusal::Refusal;
 use crate::policy::service_account_plan::ROLE_ARN;
@@ -55,6 +56,19 @@ impl ManagedKind for IamServiceAccount {
             .as_ref()
             .and_then(|a| a.get(crate::policy::service_account_plan::ROLE_ARN));
         annotated.is_some() && annotated == self.current_status().role_arn.as_ref()
+    }
+
+    /// The issuer roles trust, when EKS is where it comes from.
+    async fn refresh_shared_facts(ctx: &Context) {
+        if ctx.settings.issuer_source == IssuerSource::Eks {
+            ctx.shared
+                .refresh_issuer(
+                    &ctx.eks,
+                    &ctx.settings.cluster_name,
+                    ctx.settings.api_server_issuer.as_deref(),
+                )
+                .await;
+        }
     }
 
     fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<DesiredIrsa, Refusal> {

@@ -56,6 +56,13 @@ pub trait ManagedKind:
     /// from the ServiceAccount watch, to ignore changes that alter nothing).
     fn service_account_agrees(&self, service_account: &ObjectMeta) -> bool;
 
+    /// Brings up to date what AWS tells about the cluster that desire
+    /// takes for every object of this kind (`Context::defaults`); shared,
+    /// so most calls make no request.
+    fn refresh_shared_facts(_ctx: &Context) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+
     /// Pure: what the spec and the operator's configuration ask for.
     fn desire(&self, subject: &Subject, defaults: &Defaults) -> Result<Self::Desired, Refusal>;
 

@@ -316,6 +316,9 @@ async fn subject_judged<K: ManagedKind>(
 /// Observe, plan, execute, report: the same four steps for both kinds, for
 /// apply and for cleanup.
 async fn sync<K: ManagedKind>(obj: &K, ctx: &Context, deleting: bool) -> Result<Action, Error> {
+    if !deleting {
+        K::refresh_shared_facts(ctx).await;
+    }
     let defaults = ctx.defaults();
     let subject = match subject_judged(obj, ctx, &defaults, !deleting).await {
         Ok(subject) => subject,

@@ -3,6 +3,7 @@
 //! and Events. The only module that combines Kubernetes and AWS I/O; the
 //! decisions are `crate::policy`'s.
 
+pub mod api_server_issuer;
 pub mod backoff;
 pub mod claim_index;
 pub mod context;

@@ -1,7 +1,7 @@
 //! Facts about AWS that every object of the cluster shares, read once for
 //! all of them instead of once per object: that the EKS cluster exists, the
-//! client IDs of the cluster's IAM OIDC provider, and whether the Pod
-//! Identity Agent add-on is active. A thousand objects
+//! OIDC issuer EKS reports for it, the client IDs of the cluster's IAM OIDC
+//! provider, and whether the Pod Identity Agent add-on is active. A thousand objects
 //! created at once, or resynced, then cost one such read, not a thousand.
 
 use std::collections::HashMap;
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::aws::error::AwsError;
 use crate::aws::{Eks, Iam};
 use crate::config::AgentSource;
+use crate::policy::issuer::issuers_differ;
 use crate::policy::pod_identity_agent::{AGENT_ADDON, AgentProblem, AgentState};
 
 /// How long a provider that admitted an audience is trusted to still do
@@ -31,8 +32,21 @@ pub const AGENT_FRESH_FOR: Duration = Duration::from_secs(30);
 /// (not together) do not each ask EKS.
 pub const AGENT_MISSING_FRESH_FOR: Duration = Duration::from_secs(5);
 
+/// How long the issuer EKS reported is believed while it agrees with the
+/// API server's: a cluster re-created under the operator's feet shows
+/// within this, while a burst of reconciles asks once.
+pub const ISSUER_FRESH_FOR: Duration = Duration::from_secs(60);
+
+/// How long an issuer that disagrees with the API server's (or none at all)
+/// is believed: short, so a fix is seen at the next retry.
+pub const ISSUER_DOUBTED_FOR: Duration = Duration::from_secs(5);
+
 #[derive(Default)]
 pub struct SharedFacts {
+    /// The issuer EKS last reported and when it was last asked for.
+    issuer: Mutex<IssuerRead>,
+    /// Held across the `DescribeCluster` that refreshes `issuer`.
+    issuer_refresh: tokio::sync::Mutex<()>,
     /// Held across the `DescribeCluster` call, so objects reconciled
     /// together wait for one answer instead of each asking.
     cluster: tokio::sync::Mutex<Option<ClusterAnswer>>,
@@ -61,6 +75,31 @@ impl AgentAnswer {
     }
 }
 
+#[derive(Default)]
+struct IssuerRead {
+    /// When EKS was last asked, whatever it answered: a failing read is
+    /// not repeated by every reconcile of a burst.
+    asked_at: Option<Instant>,
+    issuer: Option<String>,
+}
+
+impl IssuerRead {
+    /// Whether a caller that asked at `asked` may take this read as is.
+    fn believed(&self, asked: Instant, api_server: Option<&str>) -> bool {
+        let Some(at) = self.asked_at else {
+            return false;
+        };
+        let fresh_for = match (self.issuer.as_deref(), api_server) {
+            (Some(issuer), Some(api_server)) if issuers_differ(api_server, issuer) => {
+                ISSUER_DOUBTED_FOR
+            }
+            (Some(_), _) => ISSUER_FRESH_FOR,
+            (None, _) => ISSUER_DOUBTED_FOR,
+        };
+        at >= asked || asked.saturating_duration_since(at) < fresh_for
+    }
+}
+
 /// The last `DescribeCluster` answer and when it came.
 struct ClusterAnswer {
     at: Instant,
@@ -74,6 +113,63 @@ struct ProviderRead {
 }
 
 impl SharedFacts {
+    /// The issuer read at start, believed as if just read.
+    pub fn with_issuer(issuer: Option<String>) -> Self {
+        let facts = SharedFacts::default();
+        *facts.lock_issuer() = IssuerRead {
+            asked_at: Some(Instant::now()),
+            issuer,
+        };
+        facts
+    }
+
+    /// The issuer EKS last reported; `None` before any answer named one.
+    pub fn issuer(&self) -> Option<String> {
+        self.lock_issuer().issuer.clone()
+    }
+
+    /// Asks EKS for `cluster`'s issuer again unless the last answer is
+    /// still believed. Only a reported issuer replaces the one kept: a
+    /// failed read, or a cluster not found, leaves roles trusting what
+    /// they trust (that the cluster is gone is `ClusterNotFound`'s to say).
+    pub async fn refresh_issuer(&self, eks: &Eks, cluster: &str, api_server: Option<&str>) {
+        self.refresh_issuer_by(api_server, || eks.cluster_issuer(cluster))
+            .await
+    }
+
+    async fn refresh_issuer_by<F, Fut>(&self, api_server: Option<&str>, describe: F)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<String>, AwsError>>,
+    {
+        let asked = Instant::now();
+        let _one_read = self.issuer_refresh.lock().await;
+        if self.lock_issuer().believed(asked, api_server) {
+            return;
+        }
+        let answer = describe().await;
+        let mut read = self.lock_issuer();
+        read.asked_at = Some(Instant::now());
+        match answer {
+            Ok(Some(issuer)) => {
+                if read.issuer.as_ref().is_some_and(|kept| *kept != issuer) {
+                    tracing::warn!(previous = ?read.issuer, %issuer, "EKS reports another OIDC issuer for the cluster; roles are planned for it from now on");
+                }
+                read.issuer = Some(issuer);
+            }
+            Ok(None) => {
+                tracing::warn!(kept = ?read.issuer, "EKS reports no cluster (or no OIDC issuer) for --cluster-name; the issuer kept is unchanged")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, kept = ?read.issuer, "could not read the cluster's OIDC issuer from EKS; asking again later")
+            }
+        }
+    }
+
+    fn lock_issuer(&self) -> std::sync::MutexGuard<'_, IssuerRead> {
+        self.issuer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Whether the configured cluster exists; once it was found it is not
     /// asked again (a wrong name or region is then a named reason on every
     /// object instead of an opaque EKS error).
@@ -214,8 +310,9 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::{
-        AGENT_FRESH_FOR, AGENT_MISSING_FRESH_FOR, AgentAnswer, PROVIDER_FRESH_FOR, ProviderRead,
-        SharedFacts, still_admits, unreadable_as_state,
+        AGENT_FRESH_FOR, AGENT_MISSING_FRESH_FOR, AgentAnswer, ISSUER_DOUBTED_FOR,
+        ISSUER_FRESH_FOR, IssuerRead, PROVIDER_FRESH_FOR, ProviderRead, SharedFacts, still_admits,
+        unreadable_as_state,
     };
     use crate::aws::error::{AwsError, classify};
     use crate::policy::pod_identity_agent::{AgentProblem, AgentState};
@@ -408,5 +505,91 @@ mod tests {
             unreadable_as_state(Ok(AgentState::Running)).ok(),
             Some(AgentState::Running)
         );
+    }
+
+    const OLD: &str = "https://oidc.eks.us-east-1.amazonaws.com/id/OLD";
+    const NEW: &str = "https://oidc.eks.us-east-1.amazonaws.com/id/NEW";
+
+    #[test]
+    fn an_issuer_is_believed_long_only_while_it_agrees_with_the_api_server() {
+        let now = Instant::now();
+        let read = |issuer: Option<&str>, age: Duration| IssuerRead {
+            asked_at: Some(now - age),
+            issuer: issuer.map(str::to_string),
+        };
+        let just_under = |d: Duration| d - Duration::from_millis(1);
+        // Agreeing, or nothing to compare with: a minute.
+        for api_server in [Some(OLD), None] {
+            assert!(read(Some(OLD), just_under(ISSUER_FRESH_FOR)).believed(now, api_server));
+            assert!(!read(Some(OLD), ISSUER_FRESH_FOR).believed(now, api_server));
+        }
+        // Disagreeing, or no issuer: seconds.
+        assert!(read(Some(OLD), just_under(ISSUER_DOUBTED_FOR)).believed(now, Some(NEW)));
+        assert!(!read(Some(OLD), ISSUER_DOUBTED_FOR).believed(now, Some(NEW)));
+        assert!(!read(None, ISSUER_DOUBTED_FOR).believed(now, Some(NEW)));
+        // Never asked, or asked after this caller asked (it waited for it).
+        assert!(!IssuerRead::default().believed(now, None));
+        let later = IssuerRead {
+            asked_at: Some(now + Duration::from_millis(5)),
+            issuer: None,
+        };
+        assert!(later.believed(now, Some(NEW)));
+    }
+
+    /// Eight reconciles refreshing at once against a slow `DescribeCluster`
+    /// that answers `answer`.
+    async fn eight_refresh(
+        facts: Arc<SharedFacts>,
+        api_server: Option<&'static str>,
+        answer: Result<Option<String>, AwsError>,
+    ) -> usize {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let refreshers: Vec<_> = (0..8)
+            .map(|_| {
+                let (facts, calls, answer) = (facts.clone(), calls.clone(), answer.clone());
+                tokio::spawn(async move {
+                    facts
+                        .refresh_issuer_by(api_server, || async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            answer
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for refresher in refreshers {
+            refresher.await.expect("refresher");
+        }
+        calls.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn a_burst_asks_eks_once_and_only_an_issuer_replaces_the_one_kept() {
+        let facts = Arc::new(SharedFacts::default());
+        assert_eq!(
+            eight_refresh(facts.clone(), Some(NEW), Ok(Some(NEW.into()))).await,
+            1
+        );
+        assert_eq!(facts.issuer().as_deref(), Some(NEW));
+        // Believed: no call at all.
+        assert_eq!(
+            eight_refresh(facts.clone(), Some(NEW), Ok(Some(OLD.into()))).await,
+            0
+        );
+        assert_eq!(facts.issuer().as_deref(), Some(NEW));
+
+        // What the start read, now doubted: asked once, and a failure or a
+        // missing cluster keeps it.
+        for answer in [Err(throttled()), Ok(None)] {
+            let facts = Arc::new(SharedFacts::with_issuer(Some(OLD.into())));
+            assert_eq!(
+                eight_refresh(facts.clone(), Some(NEW), Ok(Some(OLD.into()))).await,
+                0
+            );
+            facts.lock_issuer().asked_at = Some(Instant::now() - ISSUER_DOUBTED_FOR);
+            assert_eq!(eight_refresh(facts.clone(), Some(NEW), answer).await, 1);
+            assert_eq!(facts.issuer().as_deref(), Some(OLD));
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::document::PolicyDocument;
 use super::guardrails::Guardrails;
+use super::issuer::IssuerSource;
 use super::naming::role_name;
 use super::ownership::{OWNERSHIP_TAG_COUNT, Owner, is_ownership_key};
 use super::role_plan::{RoleState, same_role_name};
@@ -36,6 +37,10 @@ pub struct Defaults {
     /// `None` when it could not be discovered: IRSA objects then report the
     /// missing cluster instead of the operator refusing to start.
     pub issuer: Option<String>,
+    pub issuer_source: IssuerSource,
+    /// The issuer the API server signs tokens with; `None` when its
+    /// discovery document could not be read (the check is then skipped).
+    pub api_server_issuer: Option<String>,
     pub role_name_prefix: String,
     pub forced_role_path: Option<String>,
     /// The path of roles whose spec names none.

@@ -2,6 +2,7 @@
 //! owner of an object in it.
 
 use super::desire::Defaults;
+use super::issuer::IssuerSource;
 use super::ownership::Owner;
 
 pub const ACCOUNT: &str = "123456789012";
@@ -14,6 +15,8 @@ pub fn defaults() -> Defaults {
         account_id: ACCOUNT.into(),
         partition: "aws".into(),
         issuer: Some(ISSUER.into()),
+        issuer_source: IssuerSource::Eks,
+        api_server_issuer: Some(ISSUER.into()),
         role_name_prefix: String::new(),
         forced_role_path: None,
         default_role_path: None,

@@ -6,6 +6,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::desire::{Defaults, InvalidSpec, desired_role, regional_role_name};
+use super::issuer::issuers_differ;
 use super::plan::{
     ObservedRoles, Plan, Recorded, Step, Subject, role_in_use, role_removal_steps, with_record,
 };
@@ -50,10 +51,22 @@ pub fn desired_irsa(
         return Err(Refusal::ClusterNotFound {
             cluster: defaults.cluster_name.clone(),
             region: defaults.region.clone(),
-            detail: "its OIDC issuer could not be read at start; restart the operator once fixed"
+            detail: "its OIDC issuer could not be read from EKS DescribeCluster; the operator \
+                     asks again at each retry"
                 .into(),
         });
     };
+    if let Some(api_server) = &defaults.api_server_issuer
+        && issuers_differ(api_server, &issuer)
+    {
+        return Err(Refusal::IssuerMismatch {
+            api_server: api_server.clone(),
+            in_use: issuer,
+            from: defaults.issuer_source,
+            cluster: defaults.cluster_name.clone(),
+            region: defaults.region.clone(),
+        });
+    }
     let owner = &subject.owner;
     let provider_arn = oidc_provider_arn(&defaults.partition, &defaults.account_id, &issuer);
     let trust = irsa_trust_policy(

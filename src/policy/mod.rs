@@ -14,6 +14,7 @@ pub mod fixtures;
 pub mod grammar;
 pub mod guardrails;
 pub mod irsa_plan;
+pub mod issuer;
 pub mod naming;
 pub mod operator_policy;
 pub mod ownership;

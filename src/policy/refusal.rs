@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::association_plan::AssociationConflict;
 use super::desire::InvalidSpec;
 use super::guardrails::Violation;
+use super::issuer::IssuerSource;
 use super::pod_identity_agent::{AGENT_ADDON, AgentProblem};
 use super::role_plan::RoleNotOwned;
 use crate::api::conditions::reason;
@@ -204,12 +205,50 @@ pub enum Refusal {
         pod_identity_role: String,
     },
 
+    #[error("{}", issuer_mismatch(api_server, in_use, *from, cluster, region))]
+    IssuerMismatch {
+        /// The issuer the API server signs ServiceAccount tokens with.
+        api_server: String,
+        /// The issuer roles would trust.
+        in_use: String,
+        from: IssuerSource,
+        cluster: String,
+        region: String,
+    },
+
     #[error("{}", agent_not_ready(cluster, service_account, problem))]
     PodIdentityAgentNotReady {
         cluster: String,
         service_account: String,
         problem: AgentProblem,
     },
+}
+
+/// Why a role trusting `in_use` would refuse this cluster's tokens, and the
+/// fix for where `in_use` came from.
+fn issuer_mismatch(
+    api_server: &str,
+    in_use: &str,
+    source: IssuerSource,
+    cluster: &str,
+    region: &str,
+) -> String {
+    let consequence = format!(
+        "the API server signs ServiceAccount tokens with issuer {api_server}, so a role trusting \
+         {in_use} would refuse every pod's token (\"InvalidIdentityToken\"); no role was written"
+    );
+    match source {
+        IssuerSource::Eks => format!(
+            "EKS cluster {cluster} in {region} reports OIDC issuer {in_use}, but {consequence}. The \
+             operator runs in another cluster than the one --cluster-name and the region name: \
+             point them at this cluster (EKS is asked again shortly)"
+        ),
+        IssuerSource::Configured => format!(
+            "the operator's --oidc-issuer is {in_use}, but {consequence}. Set --oidc-issuer to \
+             {api_server} (on EKS, leave it empty to read the issuer from DescribeCluster), or \
+             start the API server with --service-account-issuer={in_use}"
+        ),
+    }
 }
 
 /// What is wrong with the agent and what to do, in the words of the tools a
@@ -273,6 +312,7 @@ impl Refusal {
             Refusal::ClusterNotFound { .. } => reason::CLUSTER_NOT_FOUND,
             Refusal::IrsaRoleTakesPrecedence { .. } => reason::IRSA_ROLE_TAKES_PRECEDENCE,
             Refusal::PodIdentityAgentNotReady { .. } => reason::POD_IDENTITY_AGENT_NOT_READY,
+            Refusal::IssuerMismatch { .. } => reason::SERVICE_ACCOUNT_ISSUER_MISMATCH,
         }
     }
 
@@ -301,6 +341,7 @@ impl Refusal {
             Refusal::ClusterNotFound { .. } => "cluster_not_found",
             Refusal::IrsaRoleTakesPrecedence { .. } => "irsa_role_takes_precedence",
             Refusal::PodIdentityAgentNotReady { .. } => "pod_identity_agent_not_ready",
+            Refusal::IssuerMismatch { .. } => "service_account_issuer_mismatch",
         }
     }
 
@@ -329,6 +370,11 @@ impl Refusal {
             | Refusal::RoleDoesNotTrustPodIdentity { .. }
             | Refusal::AssociationConflict(_)
             | Refusal::PodIdentityAgentNotReady { .. } => Retry::Soon(WAITING_REQUEUE),
+            // EKS is read again as reconciles go; a flag needs a restart.
+            Refusal::IssuerMismatch { from, .. } => match from {
+                IssuerSource::Eks => Retry::Soon(WAITING_REQUEUE),
+                IssuerSource::Configured => Retry::Terminal,
+            },
             Refusal::WaitingForPropagation { .. } | Refusal::IamCatchingUp { .. } => {
                 Retry::Soon(PROPAGATION_REQUEUE)
             }
@@ -375,6 +421,40 @@ mod tests {
         };
         assert!(e.to_string().contains("Incorrect token audience"));
         assert_eq!(e.reason(), reason::SERVICE_ACCOUNT_AUDIENCE_MISMATCH);
+    }
+
+    #[test]
+    fn an_issuer_mismatch_names_both_issuers_and_the_fix_for_its_source() {
+        let mismatch = |source| Refusal::IssuerMismatch {
+            api_server: "https://oidc.example/id/NEW".into(),
+            in_use: "https://oidc.example/id/OLD".into(),
+            from: source,
+            cluster: "prod".into(),
+            region: "eu-west-1".into(),
+        };
+        let from_eks = mismatch(IssuerSource::Eks);
+        let configured = mismatch(IssuerSource::Configured);
+        for refusal in [&from_eks, &configured] {
+            let message = refusal.to_string();
+            for words in [
+                "signs ServiceAccount tokens with issuer https://oidc.example/id/NEW",
+                "trusting https://oidc.example/id/OLD",
+                "InvalidIdentityToken",
+                "no role was written",
+            ] {
+                assert!(message.contains(words), "{words:?} not in {message}");
+            }
+            assert_eq!(refusal.reason(), reason::SERVICE_ACCOUNT_ISSUER_MISMATCH);
+            assert!(!refusal.is_waiting(), "a Warning: a person must act");
+        }
+        let message = from_eks.to_string();
+        assert!(
+            message.contains("EKS cluster prod in eu-west-1") && message.contains("--cluster-name")
+        );
+        assert_eq!(from_eks.retry(), Retry::Soon(WAITING_REQUEUE));
+        let message = configured.to_string();
+        assert!(message.contains("Set --oidc-issuer to https://oidc.example/id/NEW"));
+        assert_eq!(configured.retry(), Retry::Terminal);
     }
 
     #[test]

@@ -341,6 +341,18 @@ impl Emulator {
         .expect("DELETE add-on");
     }
 
+    /// Makes EKS report `issuer` as the harness's cluster's OIDC issuer, as
+    /// it would for a cluster of the same name made again.
+    pub fn set_cluster_issuer(&self, h: &Harness, issuer: &str) {
+        ureq::post(format!("{}/_emulator/clusters", self.url))
+            .send_json(serde_json::json!({
+                "name": h.cluster_name,
+                "region": h.region,
+                "issuer": issuer,
+            }))
+            .expect("POST cluster");
+    }
+
     /// Makes a new IAM role invisible to EKS for `ms` milliseconds, as IAM
     /// propagation does.
     pub fn set_propagation_delay(&self, ms: u64) {
@@ -359,6 +371,31 @@ pub fn ready_condition(object: &Value) -> Value {
         .find(|c| c["type"] == "Ready")
         .cloned()
         .unwrap_or_default()
+}
+
+/// A port nothing listens on now, for an operator's endpoints.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// What `/metrics` at `address` (`host:port`) shows now.
+pub fn scrape(address: &str) -> String {
+    ureq::get(format!("http://{address}/metrics"))
+        .call()
+        .expect("GET /metrics")
+        .body_mut()
+        .read_to_string()
+        .expect("metrics text")
+}
+
+/// The value of one series, by its full name and labels.
+pub fn series_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
 
 /// IAM calls that change something (everything but reads).
@@ -452,6 +489,41 @@ impl Harness {
 
     pub fn wait_ready(&self, resource: &str, namespace: &str) {
         self.wait_for_reason(resource, namespace, "Synced");
+    }
+
+    /// The Ready condition of `resource` (`kind/name`) as (status, reason,
+    /// message).
+    pub fn ready_of(&self, resource: &str, namespace: &str) -> (String, String, String) {
+        let condition = ready_condition(&self.kubectl_json(&["-n", namespace, "get", resource]));
+        let text = |key: &str| condition[key].as_str().unwrap_or_default().to_string();
+        (text("status"), text("reason"), text("message"))
+    }
+
+    /// Waits up to two minutes until Ready has `reason`; with
+    /// `never_ready`, fails if Ready is True on the way.
+    pub fn until_reason(
+        &self,
+        resource: &str,
+        namespace: &str,
+        reason: &str,
+        never_ready: bool,
+    ) -> (String, String, String) {
+        let started = std::time::Instant::now();
+        loop {
+            let seen = self.ready_of(resource, namespace);
+            if seen.1 == reason {
+                return seen;
+            }
+            assert!(
+                !(never_ready && seen.0 == "True"),
+                "{resource} Ready while waiting for {reason}: {seen:?}"
+            );
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(120),
+                "{resource} never reached {reason}: {seen:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
     }
 }
 

@@ -449,3 +449,41 @@ fn bug6_an_earlier_name_another_regions_cluster_holds_now_moves_to_the_regional_
         Some(format!("Record{{\"{regional}\"}}").as_str())
     );
 }
+
+#[test]
+fn a_role_is_never_planned_for_an_issuer_the_api_server_does_not_sign_with() {
+    let with_api_server = |api_server: Option<&str>| Defaults {
+        api_server_issuer: api_server.map(str::to_string),
+        ..defaults()
+    };
+    let other = with_api_server(Some("https://oidc.eks.us-east-1.amazonaws.com/id/NEW"));
+    let refusal = desired_irsa(&isa(Some("web-role")), &subject(&[]), &other)
+        .expect_err("a trust for another issuer would refuse every token");
+    assert_eq!(refusal.reason(), "ServiceAccountIssuerMismatch");
+    assert!(
+        matches!(&refusal, Refusal::IssuerMismatch { api_server, in_use, .. }
+            if api_server.ends_with("/id/NEW") && in_use == crate::policy::fixtures::ISSUER),
+        "{refusal:?}"
+    );
+    // What a running role has is kept: the refusal plans no write at all.
+    let want = desired(Some("web-role")).expect("valid");
+    let live = observed(vec![("web-role", Some(existing(&want, "web-role")))]);
+    let plan = plan_irsa(&Err(refusal), &live, &other);
+    assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+
+    for agreeing in [
+        None,
+        Some(crate::policy::fixtures::ISSUER),
+        Some("https://oidc.eks.us-east-1.amazonaws.com/id/ABC/"),
+    ] {
+        assert!(
+            desired_irsa(
+                &isa(Some("web-role")),
+                &subject(&[]),
+                &with_api_server(agreeing)
+            )
+            .is_ok(),
+            "{agreeing:?}"
+        );
+    }
+}
