@@ -740,10 +740,32 @@ fn invalid_spec_cases(c: &mut Cases, account: &str) {
         add(
             Pib,
             &format!("spec-pib-{}-{what}", field.to_lowercase()),
-            spec,
+            spec.clone(),
             &[&format!("spec.{field}")],
         );
+        // An IamServiceAccount names an existing role the same way.
+        if field == "roleArn" {
+            add(
+                Isa,
+                &format!("spec-isa-rolearn-{what}"),
+                spec,
+                &["spec.roleArn"],
+            );
+        }
     }
+    let own_role = format!("arn:aws:iam::{account}:role/app");
+    add(
+        Isa,
+        "spec-isa-rolearn-with-policies",
+        json!({"roleArn": own_role, "policies": {"managed": ["arn:aws:iam::aws:policy/ReadOnlyAccess"]}}),
+        &["spec.roleArn", "spec.policies"],
+    );
+    add(
+        Isa,
+        "spec-isa-rolearn-with-role-name",
+        json!({"roleArn": own_role, "role": {"name": "app"}}),
+        &["spec.roleArn", "spec.role"],
+    );
 }
 
 /// Malformed policy documents, refused before anything reaches AWS.
@@ -1640,6 +1662,17 @@ fn borrowed_cases(c: &mut Cases, lender_ns: &str, lent_pib: &str, lent_isa: &str
             spec,
             BORROWED,
             &[field, lender_ns],
+        );
+    }
+    // An IamServiceAccount naming either kind's role as its existing one.
+    for (what, lent) in [("pib-role", lent_pib), ("isa-role", lent_isa)] {
+        c.add(
+            Group::Borrow,
+            Kind::Isa,
+            &format!("borrow-isa-names-{what}"),
+            json!({ "roleArn": lent }),
+            BORROWED,
+            &["spec.roleArn", lender_ns],
         );
     }
 }

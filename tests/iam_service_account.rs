@@ -590,3 +590,120 @@ async fn bad_input_is_refused_before_any_aws_write() {
         "--timeout=60s",
     ]);
 }
+
+#[tokio::test]
+async fn an_existing_role_is_bound_only_once_its_trust_admits_the_service_account() {
+    let Some(h) = setup() else { return };
+    let iam = iam(h).await;
+    let emulator = h.emulator();
+    let ns = h.fresh_namespace("isa-existing");
+    // A role made by hand (or by eksctl, or Terraform), trusting another
+    // ServiceAccount of the namespace.
+    let name = format!("hand-made-{ns}");
+    let provider = iam_operator::policy::oidc_provider_arn("aws", &h.account_id, &h.issuer);
+    let trust_for = |service_account: &str| {
+        iam_operator::policy::irsa_trust_policy(
+            &provider,
+            &h.issuer,
+            &ns,
+            service_account,
+            "sts.amazonaws.com",
+        )
+    };
+    let arn = iam
+        .create_role()
+        .role_name(&name)
+        .path("/shared/")
+        .assume_role_policy_document(trust_for("other").to_string())
+        .send()
+        .await
+        .expect("CreateRole")
+        .role()
+        .map(|r| r.arn().to_string())
+        .expect("role");
+    let mark = emulator.mark();
+    let example =
+        std::fs::read_to_string(support::repo_dir().join("examples/irsa-existing-role.yaml"))
+            .expect("example");
+    h.apply(
+        &ns,
+        &example.replace("arn:aws:iam::123456789012:role/shared/reports-irsa", &arn),
+    );
+    let (status, _, message) =
+        h.until_reason("isa/reports", &ns, "RoleDoesNotTrustServiceAccount", true);
+    assert_eq!(status, "False");
+    for words in [
+        format!("does not admit system:serviceaccount:{ns}:reports"),
+        format!("admits system:serviceaccount:{ns}:other only"),
+        "Not authorized to perform sts:AssumeRoleWithWebIdentity".to_string(),
+        "add this statement to the role's trust policy".to_string(),
+    ] {
+        assert!(message.contains(&words), "{words:?} not in {message}");
+    }
+    assert!(
+        !h.kubectl_output(&["get", "sa", "reports", "-n", &ns], None)
+            .status
+            .success(),
+        "the ServiceAccount was made for a role that would refuse its tokens"
+    );
+
+    // The fix, made in IAM as a person would: the statement the message gives.
+    let statement: serde_json::Value = serde_json::from_str(
+        message
+            .rsplit("trust policy: ")
+            .next()
+            .expect("the statement"),
+    )
+    .expect("the statement is JSON");
+    let mut fixed = trust_for("other").as_value().clone();
+    fixed["Statement"]
+        .as_array_mut()
+        .expect("statements")
+        .push(statement);
+    iam.update_assume_role_policy()
+        .role_name(&name)
+        .policy_document(fixed.to_string())
+        .send()
+        .await
+        .expect("UpdateAssumeRolePolicy");
+    h.wait_ready("isa/reports", &ns);
+    let sa = h.kubectl_json(&["get", "sa", "reports", "-n", &ns]);
+    assert_eq!(sa["metadata"]["annotations"][ROLE_ARN], arn.as_str());
+    assert_eq!(status_field(h, &ns, "reports", "roleArn"), arn);
+    assert_eq!(
+        status_field(h, &ns, "reports", "roleName"),
+        "",
+        "no role of ours"
+    );
+    assert!(ready_message(h, &ns, "reports").contains(&arn));
+
+    // Deleting the object gives the ServiceAccount back (it made it, so it
+    // goes) and leaves the role as it was: only the test ever wrote to it.
+    h.kubectl(&[
+        "delete",
+        "isa",
+        "reports",
+        "-n",
+        &ns,
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    assert!(
+        role_exists(&iam, &name).await,
+        "the existing role was deleted"
+    );
+    let role = get_role(&iam, &name).await;
+    assert!(role.tags().is_empty(), "tagged: {:?}", role.tags());
+    assert!(attached(&iam, &name).await.is_empty());
+    let writes: Vec<String> = emulator
+        .calls_since(mark)
+        .into_iter()
+        .filter(|c| is_write(c) && c.target.as_deref() == Some(name.as_str()))
+        .map(|c| c.operation)
+        .collect();
+    assert_eq!(
+        writes,
+        ["UpdateAssumeRolePolicy"],
+        "writes to the existing role"
+    );
+}

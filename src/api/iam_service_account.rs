@@ -30,6 +30,9 @@ pub const DEFAULT_AUDIENCE: &str = "sts.amazonaws.com";
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","priority":1}"#,
     printcolumn = r#"{"name":"ServiceAccount","type":"string","jsonPath":".status.serviceAccount","priority":1}"#
 )]
+// No admission rule keeps roleArn apart from role and policies: the API
+// server fills both in as `{}`, and an empty one asks for nothing. Desire
+// refuses a roleArn beside a non-empty one, with the reason in status.
 #[serde(rename_all = "camelCase")]
 pub struct IamServiceAccountSpec {
     /// The ServiceAccount, in this object's namespace, whose pods get the role.
@@ -53,11 +56,21 @@ pub struct IamServiceAccountSpec {
     #[schemars(range(min = 3600, max = 86400))]
     pub token_expiration_seconds: Option<i64>,
 
-    /// The role to create.
+    /// The role to create. Leave out (with `policies`) when using `roleArn`.
     #[serde(default)]
     pub role: RoleSpec,
 
-    /// Policies the role gets.
+    /// An existing role of the cluster's account for the ServiceAccount,
+    /// instead of one the operator creates (as `eksctl create
+    /// iamserviceaccount --attach-role-arn` does). The operator only reads
+    /// it: it checks that the role's trust admits this ServiceAccount and
+    /// audience (and names the statement to add when it does not), then
+    /// annotates the ServiceAccount. It never changes or deletes the role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"))]
+    pub role_arn: Option<String>,
+
+    /// Policies the created role gets.
     #[serde(default)]
     pub policies: PolicySpec,
 

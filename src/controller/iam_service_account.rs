@@ -15,7 +15,7 @@ use super::observe::{
 };
 use super::{Context, Error};
 use crate::api::{IamServiceAccount, IamServiceAccountStatus};
-use crate::policy::desire::Defaults;
+use crate::policy::desire::{Defaults, WantedRole};
 use crate::policy::irsa_plan::{
     DesiredIrsa, ForeignRole, IrsaObserved, desired_irsa, plan_irsa, plan_irsa_cleanup,
     record_before_create,
@@ -89,6 +89,9 @@ impl ManagedKind for IamServiceAccount {
     ) -> Result<IrsaObserved, Error> {
         let status = self.current_status();
         let sa_name = self.service_account_name();
+        // With roleArn there is no role to make, so none to look for by
+        // the name one would be given.
+        let role_spec = self.spec.role_arn.is_none().then_some(&self.spec.role);
         let sa = get_service_account(ctx, &subject.owner.namespace, &sa_name)
             .await?
             .map(|sa| as_observed(&sa, &subject.uid));
@@ -105,6 +108,7 @@ impl ManagedKind for IamServiceAccount {
             status,
             roles: Default::default(),
             provider_audiences: None,
+            existing_role: None,
             service_account: sa,
             foreign_role: None,
             older_claim: None,
@@ -121,16 +125,18 @@ impl ManagedKind for IamServiceAccount {
                 .provider_audiences(&ctx.iam, &desired.provider_arn, &desired.audience)
                 .await?;
             observed.foreign_role = foreign_role(ctx, &observed, desired).await?;
+            if let WantedRole::Existing(arn) = &desired.role {
+                observed.existing_role = ctx.iam.role_summary(&arn.name).await?;
+            }
         } else if observed.retain {
-            let (kept, others) = retained_role(defaults, &observed.subject, Some(&self.spec.role));
+            let (kept, others) = retained_role(defaults, &observed.subject, role_spec);
             observed.retained_role = kept;
             // Kept roles need no reading: deletion then works without IAM.
             if !others {
                 return Ok(observed);
             }
         }
-        observed.roles =
-            observe_roles_of(&ctx.iam, defaults, &observed.subject, Some(&self.spec.role)).await?;
+        observed.roles = observe_roles_of(&ctx.iam, defaults, &observed.subject, role_spec).await?;
         Ok(observed)
     }
 

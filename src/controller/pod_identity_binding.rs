@@ -20,7 +20,7 @@ use crate::policy::association_plan::ObservedAssociation;
 use crate::policy::binding_plan::{
     BindingObserved, desire_binding, plan_binding, plan_binding_cleanup, record_before_create,
 };
-use crate::policy::desire::{BindingRole, Defaults, DesiredBinding};
+use crate::policy::desire::{Defaults, DesiredBinding, WantedRole};
 use crate::policy::plan::{Plan, Recorded, Subject};
 use crate::policy::pod_identity_agent::AgentState;
 use crate::policy::refusal::Refusal;
@@ -127,7 +127,7 @@ impl ManagedKind for PodIdentityBinding {
                         ctx.settings.pod_identity_agent,
                     )
                     .await?;
-                if let BindingRole::Existing(arn) = &desired.role {
+                if let WantedRole::Existing(arn) = &desired.role {
                     observed.existing_role = ctx.iam.role_summary(&arn.name).await?;
                 }
                 if let Some(target) = &desired.target_role

@@ -8,10 +8,10 @@ use super::association_plan::{
     AssociationAction, DesiredAssociation, ObservedAssociation, is_ours, plan_association,
     plan_association_removal,
 };
-use super::desire::{BindingRole, Defaults, DesiredBinding, desired_binding};
-use super::ownership::{Owner, Ownership};
+use super::desire::{Defaults, DesiredBinding, WantedRole, desired_binding};
 use super::plan::{
-    ObservedRoles, Plan, Recorded, Step, Subject, role_in_use, role_removal_steps, with_record,
+    ObservedRoles, Plan, Recorded, Step, Subject, existing_role, role_in_use, role_removal_steps,
+    with_record,
 };
 use super::pod_identity_agent::AgentState;
 use super::refusal::Refusal;
@@ -80,8 +80,8 @@ pub fn desire_binding(
 pub fn record_before_create(desired: &DesiredBinding, service_account: &str) -> Recorded {
     Recorded {
         roles: match &desired.role {
-            BindingRole::Created(role) => [role.name.clone()].into(),
-            BindingRole::Existing(_) => Default::default(),
+            WantedRole::Created(role) => [role.name.clone()].into(),
+            WantedRole::Existing(_) => Default::default(),
         },
         service_accounts: [service_account.to_string()].into(),
     }
@@ -128,28 +128,17 @@ pub fn plan_binding(
     // foreign association or a bad existing role leaves AWS untouched.
     let mut steps = Vec::new();
     let (role_name, role_arn, role_created) = match &desired.role {
-        BindingRole::Existing(arn) => {
+        WantedRole::Existing(arn) => {
             let wanted = arn.to_string();
-            let not_found = Refusal::RoleNotFound {
-                field: "spec.roleArn",
-                role_arn: wanted.clone(),
+            let summary = match existing_role(
+                "spec.roleArn",
+                &wanted,
+                observed.existing_role.as_ref(),
+                owner,
+            ) {
+                Ok(summary) => summary,
+                Err(refusal) => return Plan::refuse(status, refusal),
             };
-            // IAM finds a role by its name without case, so a role of ours
-            // named in other letters is still borrowed; past that, only the
-            // exact ARN is the role asked for (another path is another role).
-            let Some(summary) = observed
-                .existing_role
-                .as_ref()
-                .filter(|s| s.arn.eq_ignore_ascii_case(&wanted))
-            else {
-                return Plan::refuse(status, not_found);
-            };
-            if let Some(borrowed) = borrowed("spec.roleArn", summary, owner) {
-                return Plan::refuse(status, borrowed);
-            }
-            if summary.arn != wanted {
-                return Plan::refuse(status, not_found);
-            }
             let missing = match &summary.trust_policy {
                 Some(trust) => pod_identity_trust_gaps(trust),
                 None => super::POD_IDENTITY_ACTIONS.to_vec(),
@@ -165,7 +154,7 @@ pub fn plan_binding(
             }
             (None, summary.arn.clone(), summary.created)
         }
-        BindingRole::Created(desired_state) => {
+        WantedRole::Created(desired_state) => {
             let (state, existing) = role_in_use(
                 desired_state,
                 desired.regional_role_name.as_deref().unwrap_or_default(),
@@ -196,20 +185,12 @@ pub fn plan_binding(
     if let Some(target) = &desired.target_role
         && target.account == defaults.account_id
     {
-        let found = observed
-            .target_role
-            .as_ref()
-            .filter(|t| t.arn.eq_ignore_ascii_case(&target.to_string()));
-        let not_found = Refusal::RoleNotFound {
-            field: "spec.targetRoleArn",
-            role_arn: target.to_string(),
-        };
-        let refusal = match found {
-            None => Some(not_found),
-            Some(summary) => borrowed("spec.targetRoleArn", summary, owner)
-                .or_else(|| (summary.arn != target.to_string()).then_some(not_found)),
-        };
-        if let Some(refusal) = refusal {
+        if let Err(refusal) = existing_role(
+            "spec.targetRoleArn",
+            &target.to_string(),
+            observed.target_role.as_ref(),
+            owner,
+        ) {
             return Plan::refuse(status, refusal);
         }
     }
@@ -309,7 +290,7 @@ pub fn plan_binding(
             // Without session tags the trust of a created role cannot name
             // the namespace and ServiceAccount: say so where people look.
             let unscoped = match (&desired.role, desired.disable_session_tags) {
-                (BindingRole::Created(_), true) => {
+                (WantedRole::Created(_), true) => {
                     "; its trust is not scoped to this namespace and ServiceAccount, as \
                      disableSessionTags leaves EKS no session tags to check: any Pod Identity \
                      association in the account may use the role"
@@ -325,20 +306,6 @@ pub fn plan_binding(
         steps: with_record(&observed.subject.recorded, made, steps),
         status,
         verdict,
-    }
-}
-
-/// A role the operator made for another object (of any kind, namespace or
-/// cluster) is never handed to this one: its trust, policies and deletion
-/// follow that object, not this one.
-fn borrowed(field: &'static str, role: &RoleSummary, owner: &Owner) -> Option<Refusal> {
-    match owner.classify(&role.tags) {
-        Ownership::OtherOwner { description } => Some(Refusal::BorrowedRole {
-            field,
-            role_arn: role.arn.clone(),
-            owner: description,
-        }),
-        Ownership::Ours | Ownership::Foreign => None,
     }
 }
 

@@ -267,19 +267,55 @@ pub fn desired_role(
     })
 }
 
-/// The role a Pod Identity association points at.
+/// `spec.roleArn`, parsed: a role of the cluster's partition and account,
+/// or the problem, with `elsewhere(account)` saying what to do about a role
+/// of another account.
+pub fn existing_role_arn(
+    arn: &str,
+    settings: &Defaults,
+    elsewhere: impl Fn(&str) -> String,
+) -> Result<RoleArn, String> {
+    let parsed = parse_role_arn("spec.roleArn", arn).map_err(|e| e.to_string())?;
+    if parsed.partition != settings.partition {
+        return Err(format!(
+            "spec.roleArn: {arn} is in partition {}, the cluster is in {}",
+            parsed.partition, settings.partition
+        ));
+    }
+    if parsed.account != settings.account_id {
+        return Err(format!(
+            "spec.roleArn: {arn} is in account {}: {}",
+            parsed.account,
+            elsewhere(&parsed.account)
+        ));
+    }
+    Ok(parsed)
+}
+
+/// The role an object's pods are given: one the operator makes, or one
+/// that exists and that it only reads.
 #[derive(Debug, Clone, PartialEq)]
-pub enum BindingRole {
+pub enum WantedRole {
     /// A role the operator creates and owns.
     Created(RoleState),
     /// A role someone else manages: only read, never changed.
     Existing(RoleArn),
 }
 
+impl WantedRole {
+    /// The role to make, unless an existing one was named.
+    pub fn created(&self) -> Option<&RoleState> {
+        match self {
+            WantedRole::Created(state) => Some(state),
+            WantedRole::Existing(_) => None,
+        }
+    }
+}
+
 /// What a PodIdentityBinding asks for, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredBinding {
-    pub role: BindingRole,
+    pub role: WantedRole,
     /// For a created role: the name generated with the region, for a role
     /// whose earlier name another cluster's role holds now.
     pub regional_role_name: Option<String>,
@@ -308,7 +344,7 @@ pub fn desired_binding(
                 session_tags: !spec.disable_session_tags.unwrap_or(false),
             });
             match desired_role(role, &policies, trust, owner, settings, previous) {
-                Ok(state) => Some(BindingRole::Created(state)),
+                Ok(state) => Some(WantedRole::Created(state)),
                 Err(InvalidSpec(more)) => {
                     problems.extend(more);
                     None
@@ -323,28 +359,20 @@ pub fn desired_binding(
                         .to_string(),
                 );
             }
-            match parse_role_arn("spec.roleArn", arn) {
-                Ok(parsed) if parsed.partition != settings.partition => {
-                    problems.push(format!(
-                        "spec.roleArn: {arn} is in partition {}, the cluster is in {}",
-                        parsed.partition, settings.partition
-                    ));
-                    None
-                }
-                // EKS takes only roles of the cluster's own account here;
-                // other accounts are reached through targetRoleArn.
-                Ok(parsed) if parsed.account != settings.account_id => {
-                    problems.push(format!(
-                        "spec.roleArn: {arn} is in account {}, but EKS Pod Identity needs a role in \
-                         the cluster's account {}; to reach another account, set spec.targetRoleArn \
-                         to the role there and spec.roleArn to a role in {}",
-                        parsed.account, settings.account_id, settings.account_id
-                    ));
-                    None
-                }
-                Ok(parsed) => Some(BindingRole::Existing(parsed)),
-                Err(e) => {
-                    problems.push(e.to_string());
+            // EKS takes only roles of the cluster's own account here;
+            // other accounts are reached through targetRoleArn.
+            let elsewhere = |account: &str| {
+                format!(
+                    "EKS Pod Identity needs a role in the cluster's account {0}; to reach \
+                     account {account}, set spec.targetRoleArn to the role there and \
+                     spec.roleArn to a role in {0}",
+                    settings.account_id
+                )
+            };
+            match existing_role_arn(arn, settings, elsewhere) {
+                Ok(parsed) => Some(WantedRole::Existing(parsed)),
+                Err(problem) => {
+                    problems.push(problem);
                     None
                 }
             }
@@ -380,7 +408,7 @@ pub fn desired_binding(
             regional_role_name: spec
                 .role
                 .as_ref()
-                .filter(|_| matches!(role, BindingRole::Created(_)))
+                .filter(|_| matches!(role, WantedRole::Created(_)))
                 .map(|spec_role| regional_role_name(spec_role, owner, settings)),
             role,
             target_role,
@@ -678,7 +706,7 @@ mod tests {
         let mut spec = binding(Some(RoleSpec::default()), None);
         spec.disable_session_tags = Some(true);
         let desired = desired_binding(&spec, &binding_owner(), &settings(), &[]).expect("valid");
-        let BindingRole::Created(role) = desired.role else {
+        let WantedRole::Created(role) = desired.role else {
             panic!("{:?}", desired.role)
         };
         let trust = role.trust_policy.to_json();
@@ -698,7 +726,7 @@ mod tests {
             ..Default::default()
         });
         let desired = desired_binding(&spec, &binding_owner(), &settings(), &[]).expect("valid");
-        let BindingRole::Created(role) = desired.role else {
+        let WantedRole::Created(role) = desired.role else {
             panic!("{:?}", desired.role)
         };
         assert!(crate::policy::trusts_pod_identity(&role.trust_policy));
@@ -756,7 +784,7 @@ mod tests {
         spec.target_role_arn = Some("arn:aws:iam::210987654321:role/data-reader".into());
         spec.disable_session_tags = Some(true);
         let desired = desired_binding(&spec, &binding_owner(), &settings(), &[]).expect("valid");
-        let BindingRole::Existing(arn) = &desired.role else {
+        let WantedRole::Existing(arn) = &desired.role else {
             panic!("{:?}", desired.role)
         };
         assert_eq!(

@@ -5,32 +5,40 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use super::desire::{Defaults, InvalidSpec, desired_role, regional_role_name};
+use super::desire::{
+    Defaults, InvalidSpec, WantedRole, desired_role, existing_role_arn, regional_role_name,
+};
 use super::issuer::issuers_differ;
 use super::plan::{
-    ObservedRoles, Plan, Recorded, Step, Subject, role_in_use, role_removal_steps, with_record,
+    ObservedRoles, Plan, Recorded, Step, Subject, existing_role, role_in_use, role_removal_steps,
+    with_record,
 };
 use super::refusal::Refusal;
-use super::role_plan::{RoleState, RoleSummary, plan_role, role_name_in_arn};
+use super::role_plan::{RoleSummary, plan_role, role_name_in_arn};
 use super::service_account_plan::{
     AnnotationPlan, ObservedServiceAccount, ROLE_ARN, plan_annotations, wanted_annotations,
 };
 use super::tenancy::{check_guardrails, check_policy_grammar};
-use super::trust::{irsa_trust_admits, irsa_trust_policy, oidc_provider_arn};
+use super::trust::{
+    TrustVerdict, irsa_trust_admits, irsa_trust_policy, irsa_trust_statement, oidc_provider_arn,
+    service_account_subject,
+};
+use super::validate::RoleArn;
 use super::validate::validate_audience;
-use crate::api::{IamServiceAccount, IamServiceAccountStatus};
+use crate::api::{IamServiceAccount, IamServiceAccountStatus, PolicySpec, RoleSpec};
 
 pub const KIND: &str = "IamServiceAccount";
 
 /// What an IamServiceAccount asks for, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredIrsa {
-    pub role: RoleState,
-    /// The ARN IAM gives the role once made.
+    pub role: WantedRole,
+    /// The ARN pods are given: the existing role's, or the one IAM gives
+    /// the role once made.
     pub role_arn: String,
-    /// The name generated with the region, for a role whose earlier name
-    /// another cluster's role holds now.
-    pub regional_role_name: String,
+    /// For a created role: the name generated with the region, for a role
+    /// whose earlier name another cluster's role holds now.
+    pub regional_role_name: Option<String>,
     pub issuer: String,
     pub provider_arn: String,
     pub audience: String,
@@ -69,33 +77,45 @@ pub fn desired_irsa(
     }
     let owner = &subject.owner;
     let provider_arn = oidc_provider_arn(&defaults.partition, &defaults.account_id, &issuer);
-    let trust = irsa_trust_policy(
-        &provider_arn,
-        &issuer,
-        &owner.namespace,
-        &isa.service_account_name(),
-        &audience,
-    );
-    check_policy_grammar(&isa.spec.policies)?;
-    let role = desired_role(
-        &isa.spec.role,
-        &isa.spec.policies,
-        trust,
-        owner,
-        defaults,
-        &subject.previous_roles(),
-    )?;
-    check_guardrails(
-        defaults,
-        subject,
-        Some((&isa.spec.role, &role)),
-        Some(&isa.spec.policies),
-        Vec::new(),
-    )?;
+    let (role, role_arn, regional_role_name) = match isa.spec.role_arn.as_deref() {
+        Some(arn) => {
+            let existing = existing_irsa_role(isa, arn, defaults)?;
+            check_guardrails(defaults, subject, None, None, vec![("spec.roleArn", arn)])?;
+            (WantedRole::Existing(existing), arn.to_string(), None)
+        }
+        None => {
+            let trust = irsa_trust_policy(
+                &provider_arn,
+                &issuer,
+                &owner.namespace,
+                &isa.service_account_name(),
+                &audience,
+            );
+            check_policy_grammar(&isa.spec.policies)?;
+            let role = desired_role(
+                &isa.spec.role,
+                &isa.spec.policies,
+                trust,
+                owner,
+                defaults,
+                &subject.previous_roles(),
+            )?;
+            check_guardrails(
+                defaults,
+                subject,
+                Some((&isa.spec.role, &role)),
+                Some(&isa.spec.policies),
+                Vec::new(),
+            )?;
+            let arn = defaults.role_arn(&role.path, &role.name);
+            let regional = regional_role_name(&isa.spec.role, owner, defaults);
+            (WantedRole::Created(role), arn, Some(regional))
+        }
+    };
     Ok(DesiredIrsa {
-        role_arn: defaults.role_arn(&role.path, &role.name),
-        regional_role_name: regional_role_name(&isa.spec.role, owner, defaults),
         role,
+        role_arn,
+        regional_role_name,
         issuer,
         provider_arn,
         audience,
@@ -104,12 +124,48 @@ pub fn desired_irsa(
     })
 }
 
+/// `spec.roleArn` checked: a role of the cluster's account, with nothing
+/// asked of `spec.role` or `spec.policies` beside it (the API server fills
+/// both in as `{}`, which asks for nothing).
+fn existing_irsa_role(
+    isa: &IamServiceAccount,
+    arn: &str,
+    defaults: &Defaults,
+) -> Result<RoleArn, Refusal> {
+    let mut problems = Vec::new();
+    if isa.spec.role != RoleSpec::default() || isa.spec.policies != PolicySpec::default() {
+        problems.push(
+            "spec.roleArn names an existing role the operator never changes: leave out \
+             spec.role and spec.policies (attach policies to that role yourself)"
+                .to_string(),
+        );
+    }
+    let elsewhere = |_: &str| {
+        format!(
+            "the operator checks and binds roles of the cluster's account {} only",
+            defaults.account_id
+        )
+    };
+    match existing_role_arn(arn, defaults, elsewhere) {
+        Ok(parsed) if problems.is_empty() => Ok(parsed),
+        Ok(_) => Err(InvalidSpec(problems).into()),
+        Err(problem) => {
+            problems.push(problem);
+            Err(InvalidSpec(problems).into())
+        }
+    }
+}
+
 /// What the record must name before the first create, as far as the spec
 /// alone tells (a role at the regional name, chosen only once IAM is read,
-/// is recorded by the plan itself).
+/// is recorded by the plan itself); nothing for an existing role, which is
+/// never made.
 pub fn record_before_create(desired: &DesiredIrsa) -> Recorded {
     Recorded {
-        roles: [desired.role.name.clone()].into(),
+        roles: match &desired.role {
+            WantedRole::Created(role) => [role.name.clone()].into(),
+            WantedRole::Existing(_) => Default::default(),
+        },
         ..Default::default()
     }
 }
@@ -137,6 +193,8 @@ pub struct IrsaObserved {
     pub retained_role: Option<String>,
     pub status: IamServiceAccountStatus,
     pub roles: ObservedRoles,
+    /// With `spec.roleArn`: the role it names, `None` when it does not exist.
+    pub existing_role: Option<RoleSummary>,
     /// The provider's client IDs; `None` when the account has no provider.
     pub provider_audiences: Option<Vec<String>>,
     pub service_account: Option<ObservedServiceAccount>,
@@ -197,23 +255,40 @@ pub fn plan_irsa(
     }
 
     let owner = &observed.subject.owner;
-    let (role, existing) = role_in_use(
-        &desired.role,
-        &desired.regional_role_name,
-        &observed.roles,
-        owner,
-    );
-    let role_actions = match plan_role(&role, existing.map(|r| &r.state), owner) {
-        Ok(actions) => actions,
-        Err(not_owned) => return Plan::refuse(status, not_owned.into()),
-    };
-    // IAM keeps the case a role was made with; a spec differing only in case
-    // names the same role, which stays.
-    let (role_name, role_arn) = match existing {
-        Some(found) if found.state.path == role.path => {
-            (found.state.name.clone(), found.arn.clone())
+    // `role_name` is set only for a role the operator makes.
+    let (role_name, role_arn, role_steps) = match &desired.role {
+        WantedRole::Existing(_) => match existing_role_admitting(desired, observed) {
+            Ok(arn) => (None, arn, Vec::new()),
+            Err(refusal) => return Plan::refuse(status, refusal),
+        },
+        WantedRole::Created(wanted_role) => {
+            let (role, existing) = role_in_use(
+                wanted_role,
+                desired.regional_role_name.as_deref().unwrap_or_default(),
+                &observed.roles,
+                owner,
+            );
+            let role_actions = match plan_role(&role, existing.map(|r| &r.state), owner) {
+                Ok(actions) => actions,
+                Err(not_owned) => return Plan::refuse(status, not_owned.into()),
+            };
+            // IAM keeps the case a role was made with; a spec differing only
+            // in case names the same role, which stays.
+            let (name, arn) = match existing {
+                Some(found) if found.state.path == role.path => {
+                    (found.state.name.clone(), found.arn.clone())
+                }
+                _ => (role.name.clone(), defaults.role_arn(&role.path, &role.name)),
+            };
+            let steps: Vec<Step> = role_actions
+                .into_iter()
+                .map(|action| Step::Role {
+                    role: name.clone(),
+                    action,
+                })
+                .collect();
+            (Some(name), arn, steps)
         }
-        _ => (role.name.clone(), defaults.role_arn(&role.path, &role.name)),
     };
     let wanted = wanted_annotations(
         &role_arn,
@@ -286,13 +361,7 @@ pub fn plan_irsa(
         },
     }
 
-    let mut steps: Vec<Step> = role_actions
-        .into_iter()
-        .map(|action| Step::Role {
-            role: role_name.clone(),
-            action,
-        })
-        .collect();
+    let mut steps = role_steps;
     if let Some(owner_ref) = annotate {
         steps.push(Step::AnnotateServiceAccount {
             name: sa_name.clone(),
@@ -301,21 +370,67 @@ pub fn plan_irsa(
         });
     }
     // Pods now point at the role in use; only then do other roles of ours
-    // (renamed away from, or left by a rename whose delete failed) go.
-    for old in observed.roles.ours_except(owner, &[&role_name]) {
+    // (renamed away from, left by a rename whose delete failed, or made
+    // before the spec named an existing role) go.
+    let in_use: Vec<&str> = role_name.as_deref().into_iter().collect();
+    for old in observed.roles.ours_except(owner, &in_use) {
         steps.extend(role_removal_steps(old));
     }
     let made = Recorded {
-        roles: [role_name.clone()].into(),
+        roles: role_name.iter().cloned().collect(),
         ..Default::default()
     };
-    status.role_name = Some(role_name);
+    status.role_name = role_name;
     status.role_arn = Some(role_arn);
     Plan {
         steps: with_record(&observed.subject.recorded, made, steps),
         status,
         verdict,
     }
+}
+
+/// The ARN of the existing role `spec.roleArn` names, when it exists, is
+/// not another object's, and its trust admits this ServiceAccount's tokens;
+/// else the refusal, with the statement to add for a trust that does not.
+fn existing_role_admitting(
+    desired: &DesiredIrsa,
+    observed: &IrsaObserved,
+) -> Result<String, Refusal> {
+    let owner = &observed.subject.owner;
+    let summary = existing_role(
+        "spec.roleArn",
+        &desired.role_arn,
+        observed.existing_role.as_ref(),
+        owner,
+    )?;
+    let (namespace, sa) = (&owner.namespace, &observed.service_account_name);
+    let verdict = match &summary.trust_policy {
+        Some(trust) => irsa_trust_admits(
+            trust,
+            &desired.provider_arn,
+            &desired.issuer,
+            namespace,
+            sa,
+            &desired.audience,
+        ),
+        None => TrustVerdict::NoWebIdentityStatement,
+    };
+    if verdict.is_admitted() {
+        return Ok(summary.arn.clone());
+    }
+    Err(Refusal::RoleDoesNotTrustServiceAccount {
+        role_arn: summary.arn.clone(),
+        subject: service_account_subject(namespace, sa),
+        audience: desired.audience.clone(),
+        why: verdict.explain(),
+        statement: irsa_trust_statement(
+            &desired.provider_arn,
+            &desired.issuer,
+            namespace,
+            sa,
+            &desired.audience,
+        ),
+    })
 }
 
 /// Why a role someone else put on the ServiceAccount will not work for it.
@@ -347,7 +462,8 @@ fn foreign_role_detail(
                 "(that role does trust this ServiceAccount, but it is not the role this object manages)".into()
             } else {
                 format!(
-                    "(its trust policy does not admit system:serviceaccount:{namespace}:{sa}: {verdict:?})"
+                    "(its trust policy does not admit system:serviceaccount:{namespace}:{sa}: {})",
+                    verdict.explain()
                 )
             }
         }

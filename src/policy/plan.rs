@@ -11,7 +11,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use super::association_plan::AssociationAction;
 use super::ownership::{Owner, Ownership};
 use super::refusal::Refusal;
-use super::role_plan::{ObservedRole, RoleAction, RoleState, plan_role_removal, same_role_name};
+use super::role_plan::{
+    ObservedRole, RoleAction, RoleState, RoleSummary, plan_role_removal, same_role_name,
+};
 
 /// Annotation on the object naming every role the operator made for it that
 /// may still exist. Written before a role is created, so that neither a
@@ -280,6 +282,39 @@ pub fn role_in_use<'a>(
 
 /// The names a role of the object may have: recorded, in status, and the
 /// one the spec asks for; each once, whatever its case.
+/// The existing role `field` names, as read (`None`: absent). IAM finds a
+/// role by its name without case, so a role of ours named in other letters
+/// is still borrowed; past that, only the exact ARN is the role asked for
+/// (another path is another role).
+pub fn existing_role<'a>(
+    field: &'static str,
+    wanted: &str,
+    observed: Option<&'a RoleSummary>,
+    owner: &Owner,
+) -> Result<&'a RoleSummary, Refusal> {
+    let not_found = || Refusal::RoleNotFound {
+        field,
+        role_arn: wanted.to_string(),
+    };
+    let summary = observed
+        .filter(|s| s.arn.eq_ignore_ascii_case(wanted))
+        .ok_or_else(not_found)?;
+    // A role the operator made for another object (of any kind, namespace
+    // or cluster) is never handed to this one: its trust, policies and
+    // deletion follow that object, not this one.
+    if let Ownership::OtherOwner { description } = owner.classify(&summary.tags) {
+        return Err(Refusal::BorrowedRole {
+            field,
+            role_arn: summary.arn.clone(),
+            owner: description,
+        });
+    }
+    match summary.arn == wanted {
+        true => Ok(summary),
+        false => Err(not_found()),
+    }
+}
+
 pub fn role_candidates<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut unique: Vec<String> = Vec::new();
     for name in names {

@@ -134,8 +134,8 @@ pub enum Refusal {
     },
 
     #[error(
-        "IAM role {role_arn} ({field}) does not exist; create it or correct the ARN. No Pod \
-         Identity association was made, as it would give pods no credentials"
+        "IAM role {role_arn} ({field}) does not exist; create it or correct the ARN. Pods were \
+         not given it, as it would give them no credentials"
     )]
     RoleNotFound {
         field: &'static str,
@@ -144,7 +144,7 @@ pub enum Refusal {
 
     #[error(
         "IAM role {role_arn} ({field}) is the role iam-operator manages for {owner}; a role made \
-         for one object is never handed to another. Give this binding a role of its own \
+         for one object is never handed to another. Give this object a role of its own \
          (spec.role) or name a role the operator does not manage"
     )]
     BorrowedRole {
@@ -163,6 +163,22 @@ pub enum Refusal {
     RoleDoesNotTrustPodIdentity {
         role_arn: String,
         missing: Vec<&'static str>,
+    },
+
+    #[error(
+        "the trust policy of IAM role {role_arn} (spec.roleArn) does not admit {subject} with \
+         audience {audience}: {why}; pods would fail with \"Not authorized to perform \
+         sts:AssumeRoleWithWebIdentity\". The operator never edits a role it did not create: add \
+         this statement to the role's trust policy: {statement}"
+    )]
+    RoleDoesNotTrustServiceAccount {
+        role_arn: String,
+        /// `system:serviceaccount:<namespace>:<name>`.
+        subject: String,
+        audience: String,
+        why: String,
+        /// The statement to add, as JSON.
+        statement: String,
     },
 
     #[error("{0}")]
@@ -305,6 +321,9 @@ impl Refusal {
             Refusal::RoleNotFound { .. } => reason::ROLE_NOT_FOUND,
             Refusal::BorrowedRole { .. } => reason::BORROWED_ROLE,
             Refusal::RoleDoesNotTrustPodIdentity { .. } => reason::ROLE_DOES_NOT_TRUST_POD_IDENTITY,
+            Refusal::RoleDoesNotTrustServiceAccount { .. } => {
+                reason::ROLE_DOES_NOT_TRUST_SERVICE_ACCOUNT
+            }
             Refusal::AssociationConflict(_) => reason::ASSOCIATION_CONFLICT,
             Refusal::WaitingForPropagation { .. } | Refusal::IamCatchingUp { .. } => {
                 reason::WAITING_FOR_PROPAGATION
@@ -335,6 +354,7 @@ impl Refusal {
             Refusal::RoleNotFound { .. } => "role_not_found",
             Refusal::BorrowedRole { .. } => "borrowed_role",
             Refusal::RoleDoesNotTrustPodIdentity { .. } => "role_does_not_trust_pod_identity",
+            Refusal::RoleDoesNotTrustServiceAccount { .. } => "role_does_not_trust_service_account",
             Refusal::AssociationConflict(_) => "association_conflict",
             Refusal::WaitingForPropagation { .. } => "waiting_for_propagation",
             Refusal::IamCatchingUp { .. } => "iam_catching_up",
@@ -368,6 +388,7 @@ impl Refusal {
             | Refusal::ServiceAccountConflict { .. }
             | Refusal::RoleNotFound { .. }
             | Refusal::RoleDoesNotTrustPodIdentity { .. }
+            | Refusal::RoleDoesNotTrustServiceAccount { .. }
             | Refusal::AssociationConflict(_)
             | Refusal::PodIdentityAgentNotReady { .. } => Retry::Soon(WAITING_REQUEUE),
             // EKS is read again as reconciles go; a flag needs a restart.

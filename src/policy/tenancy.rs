@@ -5,7 +5,7 @@
 use super::desire::Defaults;
 use std::collections::BTreeMap;
 
-use super::desire::{BindingRole, DesiredBinding};
+use super::desire::{DesiredBinding, WantedRole};
 use super::grammar::inline_policies_problems;
 use super::guardrails::{CreatedRole, Tenancy};
 use super::plan::Subject;
@@ -63,7 +63,7 @@ pub fn check_binding_guardrails(
     subject: &Subject,
 ) -> Result<(), Refusal> {
     let created = match (&desired.role, &spec.role) {
-        (BindingRole::Created(state), Some(role)) => Some((role, state)),
+        (WantedRole::Created(state), Some(role)) => Some((role, state)),
         _ => None,
     };
     let mut existing = Vec::new();

@@ -70,6 +70,26 @@ pub fn irsa_trust_policy(
     }))
 }
 
+/// The one statement of [`irsa_trust_policy`], as compact JSON: what to add
+/// to the trust of a role someone else manages.
+pub fn irsa_trust_statement(
+    provider_arn: &str,
+    issuer_url: &str,
+    namespace: &str,
+    service_account: &str,
+    audience: &str,
+) -> String {
+    let policy = irsa_trust_policy(
+        provider_arn,
+        issuer_url,
+        namespace,
+        service_account,
+        audience,
+    );
+    let statement = policy.statements().next().cloned().unwrap_or_default();
+    serde_json::to_string(&statement).unwrap_or_default()
+}
+
 /// Trust policy for EKS Pod Identity, as the EKS documentation gives it:
 /// the Pod Identity service principal may assume the role and tag the session.
 pub fn pod_identity_trust_policy() -> PolicyDocument {
@@ -232,6 +252,35 @@ pub enum TrustVerdict {
 impl TrustVerdict {
     pub fn is_admitted(&self) -> bool {
         matches!(self, TrustVerdict::Admitted)
+    }
+
+    /// Why a token is not admitted, in the words of the policy's fields.
+    pub fn explain(&self) -> String {
+        let list = |items: &[String]| match items.is_empty() {
+            true => "none".to_string(),
+            false => items.join(", "),
+        };
+        match self {
+            TrustVerdict::Admitted => "it is admitted".into(),
+            TrustVerdict::NoWebIdentityStatement => {
+                "no statement allows sts:AssumeRoleWithWebIdentity to a Federated principal".into()
+            }
+            TrustVerdict::WrongProvider { found } => format!(
+                "its web identity statements federate other OIDC providers ({})",
+                list(found)
+            ),
+            TrustVerdict::SubjectMismatch { allowed } => {
+                format!("its :sub condition admits {} only", list(allowed))
+            }
+            TrustVerdict::AudienceMismatch { allowed } => {
+                format!("its :aud condition admits audience {} only", list(allowed))
+            }
+            TrustVerdict::Denied => "a Deny statement takes the access away".into(),
+            TrustVerdict::CannotEvaluate { operator, key } => format!(
+                "a condition ({operator} on {key}) is beyond what the operator can check, so \
+                 it cannot vouch for the role"
+            ),
+        }
     }
 }
 

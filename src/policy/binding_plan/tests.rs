@@ -66,7 +66,7 @@ fn role_arn(name: &str) -> String {
 
 fn our_role(name: &str) -> ObservedRole {
     let Ok(DesiredBinding {
-        role: BindingRole::Created(state),
+        role: WantedRole::Created(state),
         ..
     }) = desire(&created(name, "web"))
     else {

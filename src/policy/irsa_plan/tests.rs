@@ -55,7 +55,7 @@ fn desired(role_name: Option<&str>) -> Result<DesiredIrsa, Refusal> {
 
 /// The role exactly as desired, as IAM would report it, under `stored_name`.
 fn existing(desired: &DesiredIrsa, stored_name: &str) -> ObservedRole {
-    let mut state = desired.role.clone();
+    let mut state = desired.role.created().expect("a role to make").clone();
     state.name = stored_name.to_string();
     ObservedRole {
         arn: defaults().role_arn("/", stored_name),
@@ -95,6 +95,7 @@ fn observed(roles: Vec<(&str, Option<ObservedRole>)>) -> IrsaObserved {
                 .collect(),
         ),
         provider_audiences: Some(vec!["sts.amazonaws.com".into()]),
+        existing_role: None,
         service_account: Some(ObservedServiceAccount::default()),
         foreign_role: None,
         older_claim: None,
@@ -139,7 +140,14 @@ fn a_new_object_records_the_role_then_creates_attaches_and_annotates() {
 fn a_record_written_with_the_finalizer_leaves_the_create_nothing_to_record() {
     let want = desired(None);
     let mut fresh = observed(vec![]);
-    let role_name = want.as_ref().expect("valid").role.name.clone();
+    let role_name = want
+        .as_ref()
+        .expect("valid")
+        .role
+        .created()
+        .expect("made")
+        .name
+        .clone();
     fresh.roles = ObservedRoles([(role_name.clone(), None)].into_iter().collect());
     fresh.subject.recorded = record_before_create(want.as_ref().expect("valid"));
     let plan = plan_irsa(&want, &fresh, &defaults());
@@ -416,7 +424,7 @@ fn bug6_an_earlier_name_another_regions_cluster_holds_now_moves_to_the_regional_
     let subject = subject(&[legacy]);
     let want = desired_irsa(&isa(None), &subject, &defaults());
     let kept = want.as_ref().expect("valid");
-    assert_eq!(kept.role.name, legacy);
+    assert_eq!(kept.role.created().expect("made").name, legacy);
     // In sync and ours: the earlier name stays.
     let mut seen = observed(vec![(legacy, Some(existing(kept, legacy)))]);
     seen.subject = subject.clone();
@@ -485,5 +493,208 @@ fn a_role_is_never_planned_for_an_issuer_the_api_server_does_not_sign_with() {
             .is_ok(),
             "{agreeing:?}"
         );
+    }
+}
+
+/// The operator's configuration with namespace `apps` granted the existing
+/// roles under `role/shared/`.
+fn granting_shared_roles() -> Defaults {
+    let guardrails = crate::policy::guardrails::Guardrails::parse(
+        "namespaces:\n- names: [apps]\n  roleArns: ['arn:aws:iam::123456789012:role/shared/*']\n",
+    )
+    .expect("guardrails parse");
+    Defaults {
+        guardrails: std::sync::Arc::new(guardrails),
+        ..defaults()
+    }
+}
+
+const SHARED_ROLE: &str = "arn:aws:iam::123456789012:role/shared/web-irsa";
+
+fn with_role_arn(arn: &str) -> IamServiceAccount {
+    let mut isa = isa(None);
+    isa.spec.role_arn = Some(arn.into());
+    isa.spec.policies = PolicySpec::default();
+    isa
+}
+
+/// The existing role as IAM would report it, trusting `trust`.
+fn shared_role(trust: Option<crate::policy::PolicyDocument>) -> RoleSummary {
+    RoleSummary {
+        arn: SHARED_ROLE.into(),
+        created: None,
+        trust_policy: trust,
+        tags: Default::default(),
+    }
+}
+
+fn trust_for(
+    namespace: &str,
+    service_account: &str,
+    audience: &str,
+) -> crate::policy::PolicyDocument {
+    let d = defaults();
+    let issuer = d.issuer.clone().expect("issuer");
+    irsa_trust_policy(
+        &oidc_provider_arn(&d.partition, &d.account_id, &issuer),
+        &issuer,
+        namespace,
+        service_account,
+        audience,
+    )
+}
+
+#[test]
+fn an_existing_role_that_trusts_the_service_account_is_annotated_and_never_written() {
+    let want = desired_irsa(
+        &with_role_arn(SHARED_ROLE),
+        &subject(&[]),
+        &granting_shared_roles(),
+    );
+    let desired = want.as_ref().expect("valid");
+    assert!(matches!(desired.role, WantedRole::Existing(_)));
+    assert_eq!(desired.role_arn, SHARED_ROLE);
+    assert!(
+        record_before_create(desired).roles.is_empty(),
+        "nothing is made"
+    );
+
+    let mut seen = observed(vec![]);
+    seen.existing_role = Some(shared_role(Some(trust_for(
+        "apps",
+        "web",
+        "sts.amazonaws.com",
+    ))));
+    let plan = plan_irsa(&want, &seen, &granting_shared_roles());
+    assert_eq!(operations(&plan), ["Annotate"], "no IAM write at all");
+    assert_eq!(plan.status.role_arn.as_deref(), Some(SHARED_ROLE));
+    assert_eq!(
+        plan.status.role_name, None,
+        "the status names no role of ours"
+    );
+    assert!(plan.verdict.is_ok());
+
+    // A role this object made before it named the existing one goes, once
+    // the ServiceAccount points at the existing role.
+    let earlier = ours("web-role");
+    let mut switched = seen.clone();
+    switched.roles = ObservedRoles(vec![("web-role".into(), Some(earlier))]);
+    let plan = plan_irsa(&want, &switched, &granting_shared_roles());
+    let ops = operations(&plan);
+    assert_eq!(ops.first().map(String::as_str), Some("Annotate"), "{ops:?}");
+    assert!(
+        ops.iter()
+            .any(|op| op.contains("Delete") && op.contains("web-role")),
+        "{ops:?}"
+    );
+}
+
+#[test]
+fn an_existing_role_whose_trust_refuses_the_token_names_the_statement_to_add() {
+    let want = desired_irsa(
+        &with_role_arn(SHARED_ROLE),
+        &subject(&[]),
+        &granting_shared_roles(),
+    );
+    for (trust, why) in [
+        (
+            Some(trust_for("apps", "other", "sts.amazonaws.com")),
+            "admits system:serviceaccount:apps:other only",
+        ),
+        (
+            Some(trust_for("apps", "web", "sts.amazon.com")),
+            "admits audience sts.amazon.com only",
+        ),
+        (
+            Some(crate::policy::pod_identity_trust_policy()),
+            "no statement allows sts:AssumeRoleWithWebIdentity",
+        ),
+        (None, "no statement allows"),
+    ] {
+        let mut seen = observed(vec![]);
+        seen.existing_role = Some(shared_role(trust));
+        let plan = plan_irsa(&want, &seen, &granting_shared_roles());
+        assert!(plan.steps.is_empty(), "{why}: {:?}", plan.steps);
+        let refusal = plan.verdict.expect_err(why);
+        assert_eq!(refusal.reason(), "RoleDoesNotTrustServiceAccount");
+        let message = refusal.to_string();
+        assert!(message.contains(why), "{why:?} not in {message}");
+        let Refusal::RoleDoesNotTrustServiceAccount { statement, .. } = &refusal else {
+            panic!("{refusal:?}")
+        };
+        // The statement to add is exactly the trust the operator would
+        // write for a role of its own: with it, the role admits the token.
+        let mut fixed: serde_json::Value =
+            serde_json::from_str(r#"{"Version":"2012-10-17","Statement":[]}"#).expect("json");
+        fixed["Statement"]
+            .as_array_mut()
+            .expect("array")
+            .push(serde_json::from_str(statement).expect("the statement is JSON"));
+        let mut repaired = observed(vec![]);
+        repaired.existing_role = Some(shared_role(Some(
+            crate::policy::PolicyDocument::parse(&fixed.to_string()).expect("parses"),
+        )));
+        assert!(
+            plan_irsa(&want, &repaired, &granting_shared_roles())
+                .verdict
+                .is_ok(),
+            "{statement}"
+        );
+    }
+}
+
+#[test]
+fn an_existing_role_is_refused_before_any_read_when_the_spec_or_guardrails_say_no() {
+    let subject = subject(&[]);
+    let mut with_policies = with_role_arn(SHARED_ROLE);
+    with_policies.spec.policies.managed = vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()];
+    let other_account = with_role_arn("arn:aws:iam::210987654321:role/shared/web-irsa");
+    for (isa, defaults, reason, words) in [
+        (
+            &with_policies,
+            granting_shared_roles(),
+            "InvalidSpec",
+            "leave out spec.role and spec.policies",
+        ),
+        (
+            &other_account,
+            granting_shared_roles(),
+            "InvalidSpec",
+            "is in account 210987654321",
+        ),
+        (
+            &with_role_arn(SHARED_ROLE),
+            defaults(),
+            "GuardrailViolation",
+            "spec.roleArn",
+        ),
+    ] {
+        let refusal = desired_irsa(isa, &subject, &defaults).expect_err(reason);
+        assert_eq!(refusal.reason(), reason);
+        assert!(
+            refusal.to_string().contains(words),
+            "{words:?} not in {refusal}"
+        );
+    }
+    // Missing, or made by the operator for another object: refused by name.
+    let want = desired_irsa(
+        &with_role_arn(SHARED_ROLE),
+        &subject,
+        &granting_shared_roles(),
+    );
+    let missing = observed(vec![]);
+    let mut borrowed = observed(vec![]);
+    borrowed.existing_role = Some(RoleSummary {
+        tags: crate::policy::ownership::Owner {
+            namespace: "other-team".into(),
+            ..owner(KIND)
+        }
+        .tags(),
+        ..shared_role(Some(trust_for("apps", "web", "sts.amazonaws.com")))
+    });
+    for (seen, reason) in [(&missing, "RoleNotFound"), (&borrowed, "BorrowedRole")] {
+        let plan = plan_irsa(&want, seen, &granting_shared_roles());
+        assert!(plan.steps.is_empty(), "{reason}");
+        assert_eq!(plan.verdict.expect_err(reason).reason(), reason);
     }
 }
