@@ -184,15 +184,14 @@ pub fn plan_binding(
     };
     if let Some(target) = &desired.target_role
         && target.account == defaults.account_id
-    {
-        if let Err(refusal) = existing_role(
+        && let Err(refusal) = existing_role(
             "spec.targetRoleArn",
             &target.to_string(),
             observed.target_role.as_ref(),
             owner,
-        ) {
-            return Plan::refuse(status, refusal);
-        }
+        )
+    {
+        return Plan::refuse(status, refusal);
     }
 
     let want = DesiredAssociation {
