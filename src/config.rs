@@ -146,6 +146,19 @@ pub struct Args {
     #[arg(long, env = "IAM_OPERATOR_POD_IDENTITY_AGENT", value_enum, default_value_t = AgentSource::Addon)]
     pub pod_identity_agent: AgentSource,
 
+    /// Create the cluster's IAM OIDC provider when it is missing (tagged as
+    /// the cluster's, never deleted), and add an object's audience to one
+    /// the operator made; off: a missing provider or audience is reported.
+    #[arg(
+        long,
+        env = "IAM_OPERATOR_MANAGE_OIDC_PROVIDER",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub manage_oidc_provider: bool,
+
     /// Print the operator's own least-privilege AWS policy for these flags
     /// (cluster, --aws-account-id, AWS_REGION, role path and prefix,
     /// boundary) and exit, without contacting AWS or Kubernetes.
@@ -181,6 +194,7 @@ pub struct Settings {
     pub issuer_source: IssuerSource,
     /// Read from the API server's discovery document at start.
     pub api_server_issuer: Option<String>,
+    pub manage_oidc_provider: bool,
     pub account_id: String,
     pub partition: String,
     pub region: String,
@@ -215,6 +229,7 @@ impl Settings {
             issuer: self.issuer.clone(),
             issuer_source: self.issuer_source,
             api_server_issuer: self.api_server_issuer.clone(),
+            manage_oidc_provider: self.manage_oidc_provider,
             forced_role_path: self.forced_role_path.clone(),
             guardrails,
         }
@@ -319,6 +334,7 @@ mod tests {
             issuer: Some("https://i".into()),
             issuer_source: IssuerSource::Eks,
             api_server_issuer: None,
+            manage_oidc_provider: false,
             account_id: "1".into(),
             partition: "aws".into(),
             region: "us-east-1".into(),

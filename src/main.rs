@@ -100,6 +100,8 @@ fn aws_policy(args: &Args) -> Result<String, String> {
         .or_else(|| args.permissions_boundary.clone());
     inputs.passable_role_patterns = guardrails.granted_role_arns();
     inputs.reads_agent_addon = args.pod_identity_agent == AgentSource::Addon;
+    inputs.manages_oidc_provider = args.manage_oidc_provider;
+    inputs.configured_issuer = args.oidc_issuer.clone();
     operator_policy::render_pretty(&inputs).map_err(|e| e.to_string())
 }
 
@@ -179,6 +181,7 @@ async fn run(args: Args) -> Result<(), String> {
             None => IssuerSource::Eks,
         },
         api_server_issuer,
+        manage_oidc_provider: args.manage_oidc_provider,
         account_id,
         partition: partition_for_region(&region).to_string(),
         region: region.clone(),

@@ -315,6 +315,7 @@ fn chart_lints_renders_applies_and_matches_kustomize_and_rbac() {
             "maxConcurrentReconciles=4",
             "logFormat=json",
             "podIdentityAgent=self-managed",
+            "manageOidcProvider=true",
             &watch,
             "replicas=3",
             "serviceAccount.roleArn=arn:aws:iam::123456789012:role/iam-operator",
@@ -417,6 +418,15 @@ fn chart_lints_renders_applies_and_matches_kustomize_and_rbac() {
     assert!(
         !policy.to_string().contains("eks:DescribeAddon"),
         "podIdentityAgent=self-managed reaches the operator, whose policy then reads no add-on: {policy}"
+    );
+    assert!(
+        policy
+            .to_string()
+            .contains("oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE")
+            && policy
+                .to_string()
+                .contains("iam:CreateOpenIDConnectProvider"),
+        "manageOidcProvider and oidcIssuer reach the operator, whose policy then creates exactly that provider: {policy}"
     );
     let _ = std::fs::remove_file(guardrails_file);
 }

@@ -124,6 +124,15 @@ def _describe_iam(
     operation = request.operation
     if "OpenIDConnectProviderArn" in first:
         context["resource"] = first["OpenIDConnectProviderArn"]
+        context["resourceTags"] = moto_bridge.oidc_provider_tags(account_id, region, context["resource"]) or {}
+    if operation == "CreateOpenIDConnectProvider" and "Url" in first:
+        # IAM names a provider by its URL without the scheme.
+        host_path = first["Url"].split("://", 1)[-1].rstrip("/")
+        context["resource"] = f"arn:{partition_of(region)}:iam::{account_id}:oidc-provider/{host_path}"
+        context["resourceTags"] = {}
+    if operation in ("CreateOpenIDConnectProvider", "TagOpenIDConnectProvider"):
+        context["requestTags"] = _query_tags(form)
+        context["tagKeys"] = sorted(context["requestTags"])
     role_name = first.get(_ROLE_PARAMETER)
     if role_name is not None:
         facts = moto_bridge.role_facts(account_id, region, role_name)

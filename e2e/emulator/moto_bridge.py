@@ -161,6 +161,14 @@ def oidc_client_ids(account_id: str, region: str | None, arn: str) -> list[str] 
     return None if provider is None else list(provider.client_id_list)
 
 
+def oidc_provider_tags(account_id: str, region: str | None, arn: str) -> dict[str, str] | None:
+    """An IAM OIDC provider's tags, or None when there is no such provider."""
+    provider = _oidc_provider(account_id, region, arn)
+    if provider is None:
+        return None
+    return {tag["Key"]: tag["Value"] for tag in provider.tags.values()}
+
+
 def set_oidc_client_ids(account_id: str, region: str | None, arn: str, client_ids: list[str]) -> bool:
     """Replaces an OIDC provider's client IDs, where moto's GetOpenIDConnectProvider
     reads them; False when the provider is gone."""

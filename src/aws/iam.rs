@@ -12,6 +12,7 @@ use aws_sdk_iam::types::Tag;
 
 use super::error::{AwsError, absent_as_none};
 use crate::policy::PolicyDocument;
+use crate::policy::provider_plan::{ObservedProvider, ProviderChange};
 pub use crate::policy::role_plan::RoleSummary;
 use crate::policy::role_plan::{ObservedRole, RoleAction, RoleState};
 
@@ -267,12 +268,12 @@ impl Iam {
         Ok(None)
     }
 
-    /// The client IDs (audiences) of an IAM OIDC provider, or `None` when the
-    /// account has no such provider.
-    pub async fn oidc_provider_audiences(
+    /// An IAM OIDC provider's client IDs (audiences) and tags, or `None`
+    /// when the account has no such provider.
+    pub async fn oidc_provider(
         &self,
         provider_arn: &str,
-    ) -> Result<Option<Vec<String>>, AwsError> {
+    ) -> Result<Option<ObservedProvider>, AwsError> {
         let output = absent_as_none(
             self.client
                 .get_open_id_connect_provider()
@@ -281,7 +282,57 @@ impl Iam {
                 .await
                 .map_err(|e| AwsError::from_sdk("GetOpenIDConnectProvider", e)),
         )?;
-        Ok(output.map(|o| o.client_id_list().to_vec()))
+        Ok(output.map(|o| ObservedProvider {
+            client_ids: o.client_id_list().to_vec(),
+            tags: o
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect(),
+        }))
+    }
+
+    /// One write to the provider `provider_arn`. Creating one that exists
+    /// already (made by another reconcile or a person meanwhile) is not an
+    /// error: `false` says nothing was made.
+    pub async fn change_oidc_provider(
+        &self,
+        provider_arn: &str,
+        change: &ProviderChange,
+    ) -> Result<bool, AwsError> {
+        let op = change.operation();
+        match change {
+            ProviderChange::Create {
+                url,
+                client_id,
+                tags,
+            } => {
+                let created = self
+                    .client
+                    .create_open_id_connect_provider()
+                    .url(url)
+                    .client_id_list(client_id)
+                    .set_tags(Some(to_tags(tags)))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk(op, e));
+                match created {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.code == "EntityAlreadyExists" => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+            ProviderChange::AddClientId { client_id } => {
+                self.client
+                    .add_client_id_to_open_id_connect_provider()
+                    .open_id_connect_provider_arn(provider_arn)
+                    .client_id(client_id)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk(op, e))?;
+                Ok(true)
+            }
+        }
     }
 
     /// Any role, ours or not, read with one `GetRole`; `None` when it does

@@ -128,6 +128,12 @@ async fn run_step<K: ManagedKind>(
             let association = aws_step(&ctx.iam, &ctx.eks, cluster, step, created_now).await?;
             return Ok(StepDone::Changed(association));
         }
+        Step::OidcProvider { arn, change } => {
+            return match ctx.shared.change_provider(&ctx.iam, arn, change).await? {
+                true => Ok(StepDone::Changed(None)),
+                false => Ok(StepDone::AlreadySo),
+            };
+        }
         Step::AnnotateServiceAccount {
             name,
             annotations,
@@ -227,6 +233,7 @@ fn step_name(step: &Step) -> &'static str {
         Step::Record(_) => "Record",
         Step::Role { action, .. } => action.operation(),
         Step::Association { action, .. } => action.operation(),
+        Step::OidcProvider { change, .. } => change.operation(),
         Step::AnnotateServiceAccount { .. } => "AnnotateServiceAccount",
         Step::ReleaseServiceAccount { .. } => "ReleaseServiceAccount",
         Step::DeleteServiceAccount { .. } => "DeleteServiceAccount",

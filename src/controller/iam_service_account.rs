@@ -107,7 +107,7 @@ impl ManagedKind for IamServiceAccount {
             retained_role: None,
             status,
             roles: Default::default(),
-            provider_audiences: None,
+            provider: None,
             existing_role: None,
             service_account: sa,
             foreign_role: None,
@@ -120,9 +120,9 @@ impl ManagedKind for IamServiceAccount {
             let Some(desired) = desired.filter(|_| observed.older_claim.is_none()) else {
                 return Ok(observed);
             };
-            observed.provider_audiences = ctx
+            observed.provider = ctx
                 .shared
-                .provider_audiences(&ctx.iam, &desired.provider_arn, &desired.audience)
+                .provider(&ctx.iam, &desired.provider_arn, &desired.audience)
                 .await?;
             observed.foreign_role = foreign_role(ctx, &observed, desired).await?;
             if let WantedRole::Existing(arn) = &desired.role {

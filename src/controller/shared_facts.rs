@@ -14,6 +14,7 @@ use crate::aws::{Eks, Iam};
 use crate::config::AgentSource;
 use crate::policy::issuer::issuers_differ;
 use crate::policy::pod_identity_agent::{AGENT_ADDON, AgentProblem, AgentState};
+use crate::policy::provider_plan::{ObservedProvider, ProviderChange};
 
 /// How long a provider that admitted an audience is trusted to still do
 /// so: a provider deleted or narrowed in IAM shows at the first reconcile
@@ -51,6 +52,8 @@ pub struct SharedFacts {
     /// together wait for one answer instead of each asking.
     cluster: tokio::sync::Mutex<Option<ClusterAnswer>>,
     providers: Mutex<HashMap<String, ProviderRead>>,
+    /// Held across a write to a provider.
+    provider_writes: tokio::sync::Mutex<()>,
     /// Held across the `DescribeAddon` call, as `cluster` is.
     agent: tokio::sync::Mutex<Option<AgentAnswer>>,
 }
@@ -109,7 +112,7 @@ struct ClusterAnswer {
 #[derive(Clone)]
 struct ProviderRead {
     at: Instant,
-    audiences: Vec<String>,
+    provider: ObservedProvider,
 }
 
 impl SharedFacts {
@@ -250,27 +253,75 @@ impl SharedFacts {
         outcome
     }
 
-    /// The provider's client IDs, `None` when the account has no such
-    /// provider: from a recent read that admitted `audience`, or read now.
-    pub async fn provider_audiences(
+    /// The provider, `None` when the account has no such provider: from a
+    /// recent read that admitted `audience`, or read now.
+    pub async fn provider(
         &self,
         iam: &Iam,
         provider_arn: &str,
         audience: &str,
-    ) -> Result<Option<Vec<String>>, AwsError> {
+    ) -> Result<Option<ObservedProvider>, AwsError> {
         let cached = self.lock_providers().get(provider_arn).cloned();
-        if let Some(audiences) = still_admits(cached.as_ref(), audience, Instant::now()) {
-            return Ok(Some(audiences));
+        if let Some(provider) = still_admits(cached.as_ref(), audience, Instant::now()) {
+            return Ok(Some(provider));
         }
-        let audiences = iam.oidc_provider_audiences(provider_arn).await?;
+        let provider = iam.oidc_provider(provider_arn).await?;
+        self.remember_provider(provider_arn, provider.clone());
+        Ok(provider)
+    }
+
+    /// Makes `change` to the provider unless a reconcile that held the lock
+    /// before this one made it already: objects created together with a
+    /// provider missing make it once. `false` when nothing was changed.
+    pub async fn change_provider(
+        &self,
+        iam: &Iam,
+        provider_arn: &str,
+        change: &ProviderChange,
+    ) -> Result<bool, AwsError> {
+        let _one_write = self.provider_writes.lock().await;
+        let cached = self.lock_providers().get(provider_arn).cloned();
+        if already_made(cached.as_ref(), change) {
+            return Ok(false);
+        }
+        let changed = iam.change_oidc_provider(provider_arn, change).await?;
+        // What IAM holds now, as far as this write tells: a provider found
+        // existing instead of made is read again by the next reconcile.
+        let after = match (change, changed) {
+            (
+                ProviderChange::Create {
+                    client_id, tags, ..
+                },
+                true,
+            ) => Some(ObservedProvider {
+                client_ids: vec![client_id.clone()],
+                tags: tags.clone(),
+            }),
+            (ProviderChange::AddClientId { client_id }, _) => cached.map(|read| {
+                let mut provider = read.provider;
+                provider.client_ids.push(client_id.clone());
+                provider
+            }),
+            (ProviderChange::Create { .. }, false) => None,
+        };
+        match after {
+            Some(provider) => self.remember_provider(provider_arn, Some(provider)),
+            None => {
+                self.lock_providers().remove(provider_arn);
+            }
+        }
+        Ok(changed)
+    }
+
+    fn remember_provider(&self, provider_arn: &str, provider: Option<ObservedProvider>) {
         let mut providers = self.lock_providers();
-        match &audiences {
-            Some(audiences) => {
+        match provider {
+            Some(provider) => {
                 providers.insert(
                     provider_arn.to_string(),
                     ProviderRead {
                         at: Instant::now(),
-                        audiences: audiences.clone(),
+                        provider,
                     },
                 );
             }
@@ -278,7 +329,6 @@ impl SharedFacts {
                 providers.remove(provider_arn);
             }
         }
-        Ok(audiences)
     }
 
     fn lock_providers(&self) -> std::sync::MutexGuard<'_, HashMap<String, ProviderRead>> {
@@ -297,10 +347,25 @@ fn unreadable_as_state(read: Result<AgentState, AwsError>) -> Result<AgentState,
 
 /// A read is reused only while fresh and only to say yes: an answer that
 /// would refuse the object is always read again.
-fn still_admits(read: Option<&ProviderRead>, audience: &str, now: Instant) -> Option<Vec<String>> {
+fn still_admits(
+    read: Option<&ProviderRead>,
+    audience: &str,
+    now: Instant,
+) -> Option<ObservedProvider> {
     let read = read?;
     let fresh = now.saturating_duration_since(read.at) < PROVIDER_FRESH_FOR;
-    (fresh && read.audiences.iter().any(|a| a == audience)).then(|| read.audiences.clone())
+    (fresh && read.provider.client_ids.iter().any(|a| a == audience)).then(|| read.provider.clone())
+}
+
+/// Whether a write made while this one waited for the lock did `change`.
+fn already_made(read: Option<&ProviderRead>, change: &ProviderChange) -> bool {
+    match (read, change) {
+        (None, _) => false,
+        (Some(_), ProviderChange::Create { .. }) => true,
+        (Some(read), ProviderChange::AddClientId { client_id }) => {
+            read.provider.client_ids.contains(client_id)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -311,11 +376,12 @@ mod tests {
 
     use super::{
         AGENT_FRESH_FOR, AGENT_MISSING_FRESH_FOR, AgentAnswer, ISSUER_DOUBTED_FOR,
-        ISSUER_FRESH_FOR, IssuerRead, PROVIDER_FRESH_FOR, ProviderRead, SharedFacts, still_admits,
-        unreadable_as_state,
+        ISSUER_FRESH_FOR, IssuerRead, PROVIDER_FRESH_FOR, ProviderRead, SharedFacts, already_made,
+        still_admits, unreadable_as_state,
     };
     use crate::aws::error::{AwsError, classify};
     use crate::policy::pod_identity_agent::{AgentProblem, AgentState};
+    use crate::policy::provider_plan::{ObservedProvider, ProviderChange};
 
     fn throttled() -> AwsError {
         AwsError {
@@ -397,7 +463,10 @@ mod tests {
     fn read_at(at: Instant) -> ProviderRead {
         ProviderRead {
             at,
-            audiences: vec!["sts.amazonaws.com".into(), "vault".into()],
+            provider: ObservedProvider {
+                client_ids: vec!["sts.amazonaws.com".into(), "vault".into()],
+                tags: Default::default(),
+            },
         }
     }
 
@@ -406,9 +475,28 @@ mod tests {
         let read_then = Instant::now();
         let read = read_at(read_then);
         assert_eq!(
-            still_admits(Some(&read), "vault", read_then + Duration::from_secs(5)),
+            still_admits(Some(&read), "vault", read_then + Duration::from_secs(5))
+                .map(|p| p.client_ids),
             Some(vec!["sts.amazonaws.com".to_string(), "vault".to_string()])
         );
+    }
+
+    #[test]
+    fn a_provider_write_another_reconcile_made_meanwhile_is_not_made_again() {
+        let read = read_at(Instant::now());
+        let create = ProviderChange::Create {
+            url: "https://issuer".into(),
+            client_id: "sts.amazonaws.com".into(),
+            tags: Default::default(),
+        };
+        let add = |id: &str| ProviderChange::AddClientId {
+            client_id: id.into(),
+        };
+        assert!(!already_made(None, &create));
+        assert!(already_made(Some(&read), &create));
+        assert!(already_made(Some(&read), &add("vault")));
+        assert!(!already_made(Some(&read), &add("other")));
+        assert!(!already_made(None, &add("vault")));
     }
 
     #[test]

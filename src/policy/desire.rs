@@ -41,6 +41,9 @@ pub struct Defaults {
     /// The issuer the API server signs tokens with; `None` when its
     /// discovery document could not be read (the check is then skipped).
     pub api_server_issuer: Option<String>,
+    /// `--manage-oidc-provider`: create the cluster's IAM OIDC provider, and
+    /// add audiences to one the operator made.
+    pub manage_oidc_provider: bool,
     pub role_name_prefix: String,
     pub forced_role_path: Option<String>,
     /// The path of roles whose spec names none.

@@ -17,6 +17,7 @@ pub fn defaults() -> Defaults {
         issuer: Some(ISSUER.into()),
         issuer_source: IssuerSource::Eks,
         api_server_issuer: Some(ISSUER.into()),
+        manage_oidc_provider: false,
         role_name_prefix: String::new(),
         forced_role_path: None,
         default_role_path: None,

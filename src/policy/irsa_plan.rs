@@ -13,6 +13,7 @@ use super::plan::{
     ObservedRoles, Plan, Recorded, Step, Subject, existing_role, role_in_use, role_removal_steps,
     with_record,
 };
+use super::provider_plan::{ObservedProvider, ProviderWanted, plan_provider};
 use super::refusal::Refusal;
 use super::role_plan::{RoleSummary, plan_role, role_name_in_arn};
 use super::service_account_plan::{
@@ -195,8 +196,8 @@ pub struct IrsaObserved {
     pub roles: ObservedRoles,
     /// With `spec.roleArn`: the role it names, `None` when it does not exist.
     pub existing_role: Option<RoleSummary>,
-    /// The provider's client IDs; `None` when the account has no provider.
-    pub provider_audiences: Option<Vec<String>>,
+    /// The cluster's OIDC provider; `None` when the account has none.
+    pub provider: Option<ObservedProvider>,
     pub service_account: Option<ObservedServiceAccount>,
     pub foreign_role: Option<ForeignRole>,
     /// An older IamServiceAccount claiming the same ServiceAccount.
@@ -229,30 +230,21 @@ pub fn plan_irsa(
         Err(refusal) => return Plan::refuse(status, refusal.clone()),
     };
     status.oidc_provider_arn = Some(desired.provider_arn.clone());
-    match &observed.provider_audiences {
-        None => {
-            return Plan::refuse(
-                status,
-                Refusal::OidcProviderNotFound {
-                    issuer: desired.issuer.clone(),
-                    provider_arn: desired.provider_arn.clone(),
-                    audience: desired.audience.clone(),
-                    cluster: observed.subject.owner.cluster.clone(),
-                },
-            );
-        }
-        Some(allowed) if !allowed.contains(&desired.audience) => {
-            return Plan::refuse(
-                status,
-                Refusal::AudienceNotAllowed {
-                    provider_arn: desired.provider_arn.clone(),
-                    audience: desired.audience.clone(),
-                    allowed: allowed.clone(),
-                },
-            );
-        }
-        Some(_) => {}
-    }
+    let provider_wanted = ProviderWanted {
+        issuer: &desired.issuer,
+        provider_arn: &desired.provider_arn,
+        audience: &desired.audience,
+        cluster: &observed.subject.owner.cluster,
+        region: &observed.subject.owner.region,
+        manage: defaults.manage_oidc_provider,
+    };
+    let provider_step = match plan_provider(observed.provider.as_ref(), &provider_wanted) {
+        Ok(change) => change.map(|change| Step::OidcProvider {
+            arn: desired.provider_arn.clone(),
+            change,
+        }),
+        Err(refusal) => return Plan::refuse(status, refusal),
+    };
 
     let owner = &observed.subject.owner;
     // `role_name` is set only for a role the operator makes.
@@ -361,7 +353,8 @@ pub fn plan_irsa(
         },
     }
 
-    let mut steps = role_steps;
+    // The provider first: a role trusting it is of no use before it exists.
+    let mut steps: Vec<Step> = provider_step.into_iter().chain(role_steps).collect();
     if let Some(owner_ref) = annotate {
         steps.push(Step::AnnotateServiceAccount {
             name: sa_name.clone(),

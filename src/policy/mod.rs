@@ -20,6 +20,7 @@ pub mod operator_policy;
 pub mod ownership;
 pub mod plan;
 pub mod pod_identity_agent;
+pub mod provider_plan;
 pub mod refusal;
 pub mod role_plan;
 pub mod service_account_plan;

@@ -30,7 +30,7 @@ use super::ownership::{
 use super::pod_identity_agent::AGENT_ADDON;
 use super::{
     CURRENT_POLICY_VERSION, POD_IDENTITY_SERVICE, ValidationError, is_known_partition,
-    is_role_name_char, validate_permissions_boundary_arn, validate_role_path,
+    is_role_name_char, issuer_host_path, validate_permissions_boundary_arn, validate_role_path,
 };
 
 /// The tag keys whose removal the policy denies: without them a role is no
@@ -67,6 +67,12 @@ pub struct OperatorPolicyInputs {
     /// Whether the operator asks EKS if the Pod Identity Agent add-on runs
     /// (`--pod-identity-agent=addon`).
     pub reads_agent_addon: bool,
+    /// `--manage-oidc-provider`: it may create the cluster's IAM OIDC
+    /// provider and add client IDs to it.
+    pub manages_oidc_provider: bool,
+    /// `--oidc-issuer`, when given: the one provider it may manage. Without
+    /// it, the issuer comes from EKS and is one of the region's.
+    pub configured_issuer: Option<String>,
 }
 
 impl OperatorPolicyInputs {
@@ -83,7 +89,27 @@ impl OperatorPolicyInputs {
             permissions_boundary: None,
             passable_role_patterns: Vec::new(),
             reads_agent_addon: true,
+            manages_oidc_provider: false,
+            configured_issuer: None,
         }
+    }
+
+    /// The ARN (pattern) of the OIDC provider the operator may manage: the
+    /// configured issuer's, else any EKS issuer of the region (EKS names
+    /// them `oidc.eks.<region>.<domain>/id/<id>`).
+    pub fn managed_provider_pattern(&self) -> String {
+        let host_path = match &self.configured_issuer {
+            Some(issuer) => issuer_host_path(issuer).to_string(),
+            None => format!(
+                "oidc.eks.{}.{}/id/*",
+                self.region,
+                partition_domain(&self.partition)
+            ),
+        };
+        format!(
+            "arn:{}:iam::{}:oidc-provider/{host_path}",
+            self.partition, self.account_id
+        )
     }
 
     /// The ARN pattern of every role the operator may create or change.
@@ -219,7 +245,30 @@ impl OperatorPolicyInputs {
                 ));
             }
         }
+        if let Some(issuer) = &self.configured_issuer {
+            let host_path = issuer_host_path(issuer);
+            if host_path.is_empty()
+                || has_wildcard(issuer)
+                || host_path.contains(char::is_whitespace)
+            {
+                return Err(OperatorPolicyError::new(
+                    "OIDC issuer",
+                    issuer,
+                    "must be an issuer URL without *, ? or ${, which a policy reads as wildcards",
+                ));
+            }
+        }
         Ok(())
+    }
+}
+
+/// The domain of AWS's endpoints in a partition, which EKS issuers are under.
+fn partition_domain(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "amazonaws.com.cn",
+        "aws-iso" => "c2s.ic.gov",
+        "aws-iso-b" => "sc2s.sgov.gov",
+        _ => "amazonaws.com",
     }
 }
 
@@ -384,6 +433,46 @@ pub fn render(inputs: &OperatorPolicyInputs) -> Result<Value, OperatorPolicyErro
             "Action": "eks:DescribeAddon",
             "Resource": inputs.agent_addon_pattern(),
         }));
+    }
+    if inputs.manages_oidc_provider {
+        let provider = inputs.managed_provider_pattern();
+        let region = &inputs.region;
+        statements.extend([
+            json!({
+                // Only the cluster's issuer, and only tagged as the cluster's.
+                "Sid": "CreateThisClustersOidcProviderTaggedForIt",
+                "Effect": "Allow",
+                "Action": "iam:CreateOpenIDConnectProvider",
+                "Resource": &provider,
+                "Condition": {
+                    "StringEquals": { &request_tag: cluster, &request_region_tag: region },
+                },
+            }),
+            json!({
+                "Sid": "TagOnlyThisClustersOidcProviderAsItsOwn",
+                "Effect": "Allow",
+                "Action": "iam:TagOpenIDConnectProvider",
+                "Resource": &provider,
+                "Condition": {
+                    "StringEquals": {
+                        &resource_tag: cluster,
+                        &resource_region_tag: region,
+                        &request_tag: cluster,
+                        &request_region_tag: region,
+                    },
+                },
+            }),
+            json!({
+                // Never to a provider someone else made: it is theirs.
+                "Sid": "AddAudiencesOnlyToTheOidcProviderItMade",
+                "Effect": "Allow",
+                "Action": "iam:AddClientIDToOpenIDConnectProvider",
+                "Resource": &provider,
+                "Condition": {
+                    "StringEquals": { &resource_tag: cluster, &resource_region_tag: region },
+                },
+            }),
+        ]);
     }
     if let Some(boundary) = &inputs.permissions_boundary {
         statements.push(json!({
@@ -913,6 +1002,64 @@ mod tests {
     }
 
     #[test]
+    fn managing_the_oidc_provider_grants_only_this_clusters_and_only_tagged() {
+        let off = render(&inputs("aws", "us-east-1")).expect("renders");
+        assert!(
+            !off.to_string().contains("iam:CreateOpenIDConnectProvider")
+                && !off
+                    .to_string()
+                    .contains("iam:AddClientIDToOpenIDConnectProvider"),
+            "not managing: no provider write"
+        );
+        for (partition, region, domain) in [
+            ("aws", "us-east-1", "amazonaws.com"),
+            ("aws-cn", "cn-north-1", "amazonaws.com.cn"),
+            ("aws-us-gov", "us-gov-west-1", "amazonaws.com"),
+        ] {
+            let mut managing = inputs(partition, region);
+            managing.manages_oidc_provider = true;
+            let policy = render(&managing).expect("renders");
+            let eks_issuers = format!(
+                "arn:{partition}:iam::{ACCOUNT}:oidc-provider/oidc.eks.{region}.{domain}/id/*"
+            );
+            let create = statement(&policy, "CreateThisClustersOidcProviderTaggedForIt");
+            assert_eq!(actions(create), ["iam:CreateOpenIDConnectProvider"]);
+            assert_eq!(list(&create["Resource"]), [eks_issuers.as_str()]);
+            assert_eq!(
+                create["Condition"]["StringEquals"]["aws:RequestTag/iam-operator.io/cluster"],
+                "my-cluster"
+            );
+            let add = statement(&policy, "AddAudiencesOnlyToTheOidcProviderItMade");
+            assert_eq!(actions(add), ["iam:AddClientIDToOpenIDConnectProvider"]);
+            assert_eq!(
+                add["Condition"]["StringEquals"]["aws:ResourceTag/iam-operator.io/cluster"],
+                "my-cluster"
+            );
+            let tag = statement(&policy, "TagOnlyThisClustersOidcProviderAsItsOwn");
+            assert_eq!(
+                tag["Condition"]["StringEquals"]["aws:ResourceTag/iam-operator.io/cluster"],
+                "my-cluster"
+            );
+            assert!(
+                !policy
+                    .to_string()
+                    .contains("iam:DeleteOpenIDConnectProvider"),
+                "a provider is never deleted"
+            );
+        }
+        let mut configured = inputs("aws", "us-east-1");
+        configured.manages_oidc_provider = true;
+        configured.configured_issuer = Some("https://issuer.example.com/cluster/".into());
+        let policy = render(&configured).expect("renders");
+        assert_eq!(
+            list(&statement(&policy, "CreateThisClustersOidcProviderTaggedForIt")["Resource"]),
+            [format!(
+                "arn:aws:iam::{ACCOUNT}:oidc-provider/issuer.example.com/cluster"
+            )]
+        );
+    }
+
+    #[test]
     fn refuses_inputs_that_would_widen_the_policy() {
         type Change = Box<dyn Fn(&mut OperatorPolicyInputs)>;
         let cases: Vec<(&str, Change)> = vec![
@@ -975,6 +1122,18 @@ mod tests {
                     i.passable_role_patterns =
                         vec!["arn:aws:iam::123456789012:role/${aws:username}".into()]
                 }),
+            ),
+            (
+                "OIDC issuer",
+                Box::new(|i| i.configured_issuer = Some("https://*".into())),
+            ),
+            (
+                "OIDC issuer",
+                Box::new(|i| i.configured_issuer = Some("https://".into())),
+            ),
+            (
+                "OIDC issuer",
+                Box::new(|i| i.configured_issuer = Some("https://a/${aws:username}".into())),
             ),
         ];
         for (field, change) in cases {

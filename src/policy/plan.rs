@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::association_plan::AssociationAction;
 use super::ownership::{Owner, Ownership};
+use super::provider_plan::ProviderChange;
 use super::refusal::Refusal;
 use super::role_plan::{
     ObservedRole, RoleAction, RoleState, RoleSummary, plan_role_removal, same_role_name,
@@ -95,6 +96,9 @@ pub enum Step {
         role_arn: String,
         role_created: Option<SystemTime>,
     },
+    /// One write to the cluster's IAM OIDC provider `arn`, shared by every
+    /// object (see `crate::policy::provider_plan`).
+    OidcProvider { arn: String, change: ProviderChange },
     /// Server-side apply of the annotations under the object's own field
     /// manager, creating the ServiceAccount (owned by `owner`) if missing.
     AnnotateServiceAccount {
@@ -122,6 +126,17 @@ impl Step {
                 },
             )),
             Step::Association { action, .. } => Some((action.operation(), action.describe())),
+            Step::OidcProvider { arn, change } => Some((
+                change.operation(),
+                match change {
+                    ProviderChange::Create { url, client_id, .. } => format!(
+                        "created IAM OIDC provider {arn} for issuer {url}, client ID {client_id}"
+                    ),
+                    ProviderChange::AddClientId { client_id } => {
+                        format!("added client ID {client_id} to IAM OIDC provider {arn}")
+                    }
+                },
+            )),
             Step::AnnotateServiceAccount {
                 name, annotations, ..
             } => Some((

@@ -55,7 +55,8 @@ pub enum Refusal {
         "No OpenIDConnect provider found in your account for issuer {issuer}: pods would fail with \
          \"InvalidIdentityToken: No OpenIDConnect provider found in your account\". Create the IAM OIDC \
          provider {provider_arn} with client ID {audience} (for example `eksctl utils \
-         associate-iam-oidc-provider --cluster {cluster} --approve`)"
+         associate-iam-oidc-provider --cluster {cluster} --approve`), or let the operator make it \
+         (--manage-oidc-provider)"
     )]
     OidcProviderNotFound {
         issuer: String,
@@ -67,13 +68,22 @@ pub enum Refusal {
     #[error(
         "Incorrect token audience: the IAM OIDC provider {provider_arn} lists client IDs [{}] but the \
          ServiceAccount's tokens carry audience {audience}; add {audience} to the provider's client IDs \
-         (aws iam add-client-id-to-open-id-connect-provider) or set spec.audience to one it lists",
-        allowed.join(", ")
+         (aws iam add-client-id-to-open-id-connect-provider) or set spec.audience to one it lists{}",
+        allowed.join(", "),
+        if *left_alone {
+            " (the operator manages OIDC providers, but adds client IDs only to one it made for this \
+             cluster, and it did not create this one)"
+        } else {
+            ""
+        }
     )]
     AudienceNotAllowed {
         provider_arn: String,
         audience: String,
         allowed: Vec<String>,
+        /// `--manage-oidc-provider` is on, but the provider is not the
+        /// operator's to change.
+        left_alone: bool,
     },
 
     #[error(
@@ -431,6 +441,7 @@ mod tests {
             provider_arn: "p".into(),
             audience: "sts.amazonaws.com".into(),
             allowed: vec!["sts.amazon.com".into()],
+            left_alone: false,
         };
         assert!(e.to_string().contains("Incorrect token audience"));
         assert!(e.to_string().contains("sts.amazon.com"));

@@ -77,6 +77,34 @@ def test_role_calls_carry_arn_tags_keys_and_boundary(emu: Emulator):
     assert get["resource"] == arn and get["resourceTags"] == {}
 
 
+def test_oidc_provider_calls_carry_the_arn_the_url_gives_and_the_tags(emu: Emulator):
+    iam = operator_client(emu, "iam")
+    host_path = f"oidc.example.com/id/{unique('ctx')}"
+    start = last_seq(emu)
+    arn = iam.create_open_id_connect_provider(
+        Url=f"https://{host_path}",
+        ClientIDList=["sts.amazonaws.com"],
+        Tags=[{"Key": CLUSTER_TAG, "Value": "c1"}],
+    )["OpenIDConnectProviderArn"]
+    iam.add_client_id_to_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID="vault")
+    iam.tag_open_id_connect_provider(OpenIDConnectProviderArn=arn, Tags=[{"Key": "team", "Value": "web"}])
+    calls = emu.calls(since=start)
+
+    create = only(calls, "CreateOpenIDConnectProvider")
+    assert create["resource"] == arn == f"arn:aws:iam::{ACCOUNT}:oidc-provider/{host_path}"
+    assert create["resourceTags"] == {}
+    assert create["requestTags"] == {CLUSTER_TAG: "c1"}
+    assert create["tagKeys"] == [CLUSTER_TAG]
+
+    add = only(calls, "AddClientIDToOpenIDConnectProvider")
+    assert add["resource"] == arn
+    assert add["resourceTags"] == {CLUSTER_TAG: "c1"}, "tags before the call"
+
+    tag = only(calls, "TagOpenIDConnectProvider")
+    assert tag["resourceTags"] == {CLUSTER_TAG: "c1"}
+    assert tag["requestTags"] == {"team": "web"}
+
+
 def test_eks_calls_carry_cluster_association_and_passed_role(emu: Emulator, cluster, role_arn):
     eks = operator_client(emu, "eks")
     start = last_seq(emu)

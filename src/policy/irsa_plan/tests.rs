@@ -11,6 +11,7 @@ use crate::policy::service_account_plan::{AUDIENCE, ROLE_ARN};
 use kube::api::ObjectMeta;
 
 use crate::policy::fixtures::defaults;
+use crate::policy::provider_plan::{ProviderChange, provider_tags};
 
 fn subject(recorded: &[&str]) -> Subject {
     Subject {
@@ -94,7 +95,10 @@ fn observed(roles: Vec<(&str, Option<ObservedRole>)>) -> IrsaObserved {
                 .map(|(name, role)| (name.to_string(), role))
                 .collect(),
         ),
-        provider_audiences: Some(vec!["sts.amazonaws.com".into()]),
+        provider: Some(ObservedProvider {
+            client_ids: vec!["sts.amazonaws.com".into()],
+            tags: Default::default(),
+        }),
         existing_role: None,
         service_account: Some(ObservedServiceAccount::default()),
         foreign_role: None,
@@ -112,6 +116,7 @@ fn operations(plan: &Plan<IamServiceAccountStatus>) -> Vec<String> {
             Step::ReleaseServiceAccount { .. } => "Release".into(),
             Step::DeleteServiceAccount { .. } => "DeleteSA".into(),
             Step::Association { action, .. } => action.operation().into(),
+            Step::OidcProvider { change, .. } => change.operation().into(),
         })
         .collect()
 }
@@ -274,9 +279,12 @@ fn bug5_a_loser_gives_back_its_annotations_and_reads_nothing_more() {
 fn refusals_come_before_any_write() {
     let want = desired(Some("web-role"));
     let mut no_provider = observed(vec![("web-role", None)]);
-    no_provider.provider_audiences = None;
+    no_provider.provider = None;
     let mut wrong_audience = observed(vec![("web-role", None)]);
-    wrong_audience.provider_audiences = Some(vec!["sts.amazon.com".into()]);
+    wrong_audience.provider = Some(ObservedProvider {
+        client_ids: vec!["sts.amazon.com".into()],
+        tags: Default::default(),
+    });
     let mut foreign_annotation = observed(vec![("web-role", None)]);
     foreign_annotation.service_account = Some(ObservedServiceAccount {
         annotations: BTreeMap::from([(
@@ -696,5 +704,62 @@ fn an_existing_role_is_refused_before_any_read_when_the_spec_or_guardrails_say_n
         let plan = plan_irsa(&want, seen, &granting_shared_roles());
         assert!(plan.steps.is_empty(), "{reason}");
         assert_eq!(plan.verdict.expect_err(reason).reason(), reason);
+    }
+}
+
+#[test]
+fn a_managed_provider_is_made_or_given_the_audience_before_the_role() {
+    let managing = Defaults {
+        manage_oidc_provider: true,
+        ..defaults()
+    };
+    let want = desired(Some("web-role"));
+    let mut missing = observed(vec![("web-role", None)]);
+    missing.provider = None;
+    let plan = plan_irsa(&want, &missing, &managing);
+    let ops = operations(&plan);
+    assert_eq!(
+        ops.iter().take(3).map(String::as_str).collect::<Vec<_>>(),
+        [
+            "Record{\"web-role\"}",
+            "CreateOpenIDConnectProvider",
+            "CreateRole:web-role"
+        ],
+        "{ops:?}"
+    );
+    assert!(plan.verdict.is_ok());
+    let Some(Step::OidcProvider {
+        arn,
+        change:
+            ProviderChange::Create {
+                url,
+                client_id,
+                tags,
+            },
+    }) = plan.steps.get(1)
+    else {
+        panic!("{:?}", plan.steps)
+    };
+    assert_eq!(arn, &want.as_ref().expect("valid").provider_arn);
+    assert_eq!(url, crate::policy::fixtures::ISSUER);
+    assert_eq!(client_id, "sts.amazonaws.com");
+    assert_eq!(tags, &provider_tags("prod", "us-east-1"));
+
+    // One made for this cluster, lacking the audience: the audience added.
+    let mut lacking = observed(vec![("web-role", None)]);
+    lacking.provider = Some(ObservedProvider {
+        client_ids: vec!["other".into()],
+        tags: provider_tags("prod", "us-east-1"),
+    });
+    let ops = operations(&plan_irsa(&want, &lacking, &managing));
+    assert_eq!(
+        ops.get(1).map(String::as_str),
+        Some("AddClientIDToOpenIDConnectProvider"),
+        "{ops:?}"
+    );
+    // Not managing: the same observations are refused, nothing written.
+    for seen in [&missing, &lacking] {
+        let plan = plan_irsa(&want, seen, &defaults());
+        assert!(plan.steps.is_empty(), "{:?}", plan.steps);
     }
 }
