@@ -101,6 +101,7 @@ fn aws_policy(args: &Args) -> Result<String, String> {
     inputs.passable_role_patterns = guardrails.granted_role_arns();
     inputs.reads_agent_addon = args.pod_identity_agent == AgentSource::Addon;
     inputs.manages_oidc_provider = args.manage_oidc_provider;
+    inputs.adopts_roles = guardrails.adoption_granted();
     inputs.configured_issuer = args.oidc_issuer.clone();
     operator_policy::render_pretty(&inputs).map_err(|e| e.to_string())
 }

@@ -193,6 +193,19 @@ fn padded_document(size: usize) -> Value {
 fn api_cases(c: &mut Cases) {
     use Kind::{Isa, Pib};
     let long = |n: usize| "a".repeat(n);
+    // Adoption takes a role by its name, and never beside roleArn.
+    c.api(
+        Isa,
+        "api-isa-adopt-without-name",
+        json!({ "adoptRole": true }),
+        &["adoptRole", "role.name"],
+    );
+    c.api(
+        Isa,
+        "api-isa-adopt-with-role-arn",
+        json!({"adoptRole": true, "role": {"name": "app"}, "roleArn": "arn:aws:iam::123456789012:role/app"}),
+        &["adoptRole", "roleArn"],
+    );
     for kind in [Isa, Pib] {
         let k = if kind == Isa { "isa" } else { "pib" };
         let role = with_role;
@@ -1048,6 +1061,19 @@ fn invalid_policy_cases(c: &mut Cases) {
 /// message must name the rule and the offending item (field path and value).
 fn default_guardrail_cases(c: &mut Cases, account: &str) {
     use Kind::{Isa, Pib};
+    // Taking over someone else's role needs a grant no namespace has here.
+    c.add(
+        Group::Guard,
+        Isa,
+        "guard-isa-adopt-ungranted",
+        json!({"adoptRole": true, "role": {"name": "made-by-terraform"}}),
+        GUARDRAIL,
+        &[
+            "namespaces[].adoptRoles",
+            "spec.adoptRole",
+            "made-by-terraform",
+        ],
+    );
     let admin_rule = "deny-admin-managed-policies";
     let aws = |name: &str| format!("arn:aws:iam::aws:policy/{name}");
     let mut managed = |kind: Kind, what: &str, arns: &[&str], bad: &str| {

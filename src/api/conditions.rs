@@ -92,6 +92,7 @@ pub mod reason {
     pub const BORROWED_ROLE: &str = "BorrowedRole";
     pub const ROLE_DOES_NOT_TRUST_POD_IDENTITY: &str = "RoleDoesNotTrustPodIdentity";
     pub const ROLE_DOES_NOT_TRUST_SERVICE_ACCOUNT: &str = "RoleDoesNotTrustServiceAccount";
+    pub const ADOPTION_REFUSED: &str = "AdoptionRefused";
     pub const OIDC_PROVIDER_NOT_FOUND: &str = "OIDCProviderNotFound";
     pub const AUDIENCE_NOT_ALLOWED: &str = "AudienceNotAllowed";
     pub const SERVICE_ACCOUNT_ANNOTATION_MISMATCH: &str = "ServiceAccountAnnotationMismatch";

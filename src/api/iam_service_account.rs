@@ -30,6 +30,8 @@ pub const DEFAULT_AUDIENCE: &str = "sts.amazonaws.com";
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","priority":1}"#,
     printcolumn = r#"{"name":"ServiceAccount","type":"string","jsonPath":".status.serviceAccount","priority":1}"#
 )]
+#[x_kube(validation = Rule::new("!has(self.adoptRole) || !self.adoptRole || has(self.role.name)").message("adoptRole takes over the role named by role.name: set role.name"))]
+#[x_kube(validation = Rule::new("!has(self.adoptRole) || !self.adoptRole || !has(self.roleArn)").message("adoptRole takes over a role to manage it; roleArn uses one without managing it: set only one"))]
 // No admission rule keeps roleArn apart from role and policies: the API
 // server fills both in as `{}`, and an empty one asks for nothing. Desire
 // refuses a roleArn beside a non-empty one, with the reason in status.
@@ -69,6 +71,16 @@ pub struct IamServiceAccountSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"))]
     pub role_arn: Option<String>,
+
+    /// Take over the role named `role.name` when someone else made it
+    /// (eksctl, Terraform) instead of refusing it as not ours. Only when
+    /// its trust admits exactly this ServiceAccount and the guardrails
+    /// grant the namespace `adoptRoles`. The operator then owns it as if it
+    /// had made it: its trust, tags and policies become exactly this
+    /// object's (policies not listed here are removed), and deleting the
+    /// object deletes the role unless `deletionPolicy: Retain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt_role: Option<bool>,
 
     /// Policies the created role gets.
     #[serde(default)]

@@ -129,6 +129,10 @@ pub struct NamespaceGrant {
     pub role_name: bool,
     #[serde(default)]
     pub role_path: bool,
+    /// Whether objects here may take over a role someone else made
+    /// (`adoptRole`); off everywhere unless granted.
+    #[serde(default)]
+    pub adopt_roles: bool,
 }
 
 /// The guardrails document as written.
@@ -274,6 +278,8 @@ pub struct CreatedRole<'a> {
     pub path: &'a str,
     /// `role.name` / `role.path` as the spec gave them (empty: not given).
     pub spec_name: Option<&'a str>,
+    /// The spec asks to take over a role of that name made by someone else.
+    pub adopt: bool,
     pub spec_path: Option<&'a str>,
     pub managed_policies: &'a BTreeSet<String>,
     /// As the spec wrote them (grammar already checked), so that statement
@@ -358,6 +364,12 @@ impl Guardrails {
 
     /// Every existing-role pattern any namespace is granted: the roles the
     /// operator's own policy must let it hand to EKS.
+    /// Whether any namespace may adopt roles: the operator's AWS policy then
+    /// lets it tag an untagged role as its own.
+    pub fn adoption_granted(&self) -> bool {
+        self.document.namespaces.iter().any(|g| g.adopt_roles)
+    }
+
     pub fn granted_role_arns(&self) -> Vec<String> {
         let mut all: Vec<String> = self
             .document
@@ -425,6 +437,17 @@ impl Guardrails {
         found: &mut Vec<Violation>,
     ) {
         let rules = &self.document.roles;
+        if role.adopt && !grants.iter().any(|g| g.adopt_roles) {
+            found.push(Violation {
+                rule: "namespaces[].adoptRoles".into(),
+                field: "spec.adoptRole".into(),
+                item: role.name.into(),
+                why: "taking over a role someone else made needs a grant for this namespace \
+                      (namespaces[].adoptRoles); ask the platform team, or let the operator \
+                      create a role of its own"
+                    .into(),
+            });
+        }
         if let Some(name) = role.spec_name
             && !rules.allow_name
             && !grants.iter().any(|g| g.role_name)

@@ -9,20 +9,23 @@ use super::desire::{
     Defaults, InvalidSpec, WantedRole, desired_role, existing_role_arn, regional_role_name,
 };
 use super::issuer::issuers_differ;
+use super::ownership::Ownership;
 use super::plan::{
     ObservedRoles, Plan, Recorded, Step, Subject, existing_role, role_in_use, role_removal_steps,
     with_record,
 };
 use super::provider_plan::{ObservedProvider, ProviderWanted, plan_provider};
 use super::refusal::Refusal;
-use super::role_plan::{RoleSummary, plan_role, role_name_in_arn};
+use super::role_plan::{
+    ObservedRole, RoleAction, RoleState, RoleSummary, plan_role, role_name_in_arn,
+};
 use super::service_account_plan::{
     AnnotationPlan, ObservedServiceAccount, ROLE_ARN, plan_annotations, wanted_annotations,
 };
 use super::tenancy::{check_guardrails, check_policy_grammar};
 use super::trust::{
-    TrustVerdict, irsa_trust_admits, irsa_trust_policy, irsa_trust_statement, oidc_provider_arn,
-    service_account_subject,
+    TrustVerdict, irsa_trust_admits, irsa_trust_is_exactly, irsa_trust_policy,
+    irsa_trust_statement, oidc_provider_arn, service_account_subject,
 };
 use super::validate::RoleArn;
 use super::validate::validate_audience;
@@ -45,6 +48,8 @@ pub struct DesiredIrsa {
     pub audience: String,
     pub sts_regional_endpoints: Option<bool>,
     pub token_expiration_seconds: Option<i64>,
+    /// Take over a role of the wanted name someone else made.
+    pub adopt: bool,
 }
 
 pub fn desired_irsa(
@@ -78,10 +83,24 @@ pub fn desired_irsa(
     }
     let owner = &subject.owner;
     let provider_arn = oidc_provider_arn(&defaults.partition, &defaults.account_id, &issuer);
+    let adopt = isa.spec.adopt_role.unwrap_or(false);
+    if adopt && isa.spec.role.name.as_deref().is_none_or(str::is_empty) {
+        return Err(InvalidSpec(vec![
+            "spec.adoptRole takes over the role named by spec.role.name: set spec.role.name".into(),
+        ])
+        .into());
+    }
     let (role, role_arn, regional_role_name) = match isa.spec.role_arn.as_deref() {
         Some(arn) => {
             let existing = existing_irsa_role(isa, arn, defaults)?;
-            check_guardrails(defaults, subject, None, None, vec![("spec.roleArn", arn)])?;
+            check_guardrails(
+                defaults,
+                subject,
+                None,
+                None,
+                vec![("spec.roleArn", arn)],
+                false,
+            )?;
             (WantedRole::Existing(existing), arn.to_string(), None)
         }
         None => {
@@ -107,6 +126,7 @@ pub fn desired_irsa(
                 Some((&isa.spec.role, &role)),
                 Some(&isa.spec.policies),
                 Vec::new(),
+                adopt,
             )?;
             let arn = defaults.role_arn(&role.path, &role.name);
             let regional = regional_role_name(&isa.spec.role, owner, defaults);
@@ -122,6 +142,7 @@ pub fn desired_irsa(
         audience,
         sts_regional_endpoints: isa.spec.sts_regional_endpoints,
         token_expiration_seconds: isa.spec.token_expiration_seconds,
+        adopt,
     })
 }
 
@@ -134,6 +155,13 @@ fn existing_irsa_role(
     defaults: &Defaults,
 ) -> Result<RoleArn, Refusal> {
     let mut problems = Vec::new();
+    if isa.spec.adopt_role == Some(true) {
+        problems.push(
+            "spec.adoptRole takes over a role to manage it, spec.roleArn uses one without \
+             managing it: set only one"
+                .to_string(),
+        );
+    }
     if isa.spec.role != RoleSpec::default() || isa.spec.policies != PolicySpec::default() {
         problems.push(
             "spec.roleArn names an existing role the operator never changes: leave out \
@@ -260,10 +288,40 @@ pub fn plan_irsa(
                 &observed.roles,
                 owner,
             );
-            let role_actions = match plan_role(&role, existing.map(|r| &r.state), owner) {
+            // Taken over only when asked, and only from no one's operator.
+            let adopting = desired.adopt
+                && existing.is_some_and(|r| owner.classify(&r.state.tags) == Ownership::Foreign);
+            let adopted;
+            let seen = match existing {
+                Some(found) if adopting => {
+                    if let Err(why) = adoptable(desired, observed, found, &role) {
+                        return Plan::refuse(
+                            status,
+                            Refusal::AdoptionRefused {
+                                role_name: found.state.name.clone(),
+                                why,
+                            },
+                        );
+                    }
+                    // Planned as the role it is once tagged ours: the rest
+                    // of the plan makes it exactly what the spec asks.
+                    let mut tags = found.state.tags.clone();
+                    tags.extend(owner.tags());
+                    adopted = RoleState {
+                        tags,
+                        ..found.state.clone()
+                    };
+                    Some(&adopted)
+                }
+                other => other.map(|r| &r.state),
+            };
+            let mut role_actions = match plan_role(&role, seen, owner) {
                 Ok(actions) => actions,
                 Err(not_owned) => return Plan::refuse(status, not_owned.into()),
             };
+            if adopting {
+                role_actions.insert(0, RoleAction::TagRole(owner.tags()));
+            }
             // IAM keeps the case a role was made with; a spec differing only
             // in case names the same role, which stays.
             let (name, arn) = match existing {
@@ -290,7 +348,17 @@ pub fn plan_irsa(
     );
 
     let mut annotate = None;
-    let mut verdict = Ok(format!("role {role_arn} bound to ServiceAccount {sa_name}"));
+    let adopted_note = match desired.adopt {
+        true => {
+            " (adopted: the operator owns this role now, so its trust, tags and policies are \
+             exactly this object's, and deleting the object deletes it unless deletionPolicy is \
+             Retain)"
+        }
+        false => "",
+    };
+    let mut verdict = Ok(format!(
+        "role {role_arn} bound to ServiceAccount {sa_name}{adopted_note}"
+    ));
     match &observed.service_account {
         None => match &observed.create_service_account {
             Some(owner_ref) => annotate = Some(Some(owner_ref.clone())),
@@ -380,6 +448,32 @@ pub fn plan_irsa(
         status,
         verdict,
     }
+}
+
+/// Whether a role someone else made may be taken over for this object: at
+/// the path the spec asks for (IAM cannot move a role, and replacing it
+/// would not be taking it over), and trusting exactly this ServiceAccount,
+/// so that taking it over takes nothing from anyone else.
+fn adoptable(
+    desired: &DesiredIrsa,
+    observed: &IrsaObserved,
+    found: &ObservedRole,
+    wanted: &RoleState,
+) -> Result<(), String> {
+    if found.state.path != wanted.path {
+        return Err(format!(
+            "it is at path {} and the spec asks for {}: set spec.role.path to {}",
+            found.state.path, wanted.path, found.state.path
+        ));
+    }
+    irsa_trust_is_exactly(
+        &found.state.trust_policy,
+        &desired.provider_arn,
+        &desired.issuer,
+        &observed.subject.owner.namespace,
+        &observed.service_account_name,
+        &desired.audience,
+    )
 }
 
 /// The ARN of the existing role `spec.roleArn` names, when it exists, is

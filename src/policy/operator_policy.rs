@@ -70,6 +70,10 @@ pub struct OperatorPolicyInputs {
     /// `--manage-oidc-provider`: it may create the cluster's IAM OIDC
     /// provider and add client IDs to it.
     pub manages_oidc_provider: bool,
+    /// Whether the guardrails let some namespace adopt roles someone else
+    /// made (`namespaces[].adoptRoles`): the one way it may tag an untagged
+    /// role as its own.
+    pub adopts_roles: bool,
     /// `--oidc-issuer`, when given: the one provider it may manage. Without
     /// it, the issuer comes from EKS and is one of the region's.
     pub configured_issuer: Option<String>,
@@ -90,6 +94,7 @@ impl OperatorPolicyInputs {
             passable_role_patterns: Vec::new(),
             reads_agent_addon: true,
             manages_oidc_provider: false,
+            adopts_roles: false,
             configured_issuer: None,
         }
     }
@@ -432,6 +437,21 @@ pub fn render(inputs: &OperatorPolicyInputs) -> Result<Value, OperatorPolicyErro
             "Effect": "Allow",
             "Action": "eks:DescribeAddon",
             "Resource": inputs.agent_addon_pattern(),
+        }));
+    }
+    if inputs.adopts_roles {
+        statements.push(json!({
+            // Taking over a role someone else made starts with tagging it as
+            // this cluster's: only a role no cluster's operator has tagged,
+            // under the role path and prefix, with this cluster's tags.
+            "Sid": "AdoptUntaggedRolesAsThisClustersWhereGranted",
+            "Effect": "Allow",
+            "Action": "iam:TagRole",
+            "Resource": &owned_roles,
+            "Condition": {
+                "Null": { &resource_tag: "true" },
+                "StringEquals": { &request_tag: cluster, &request_region_tag: &inputs.region },
+            },
         }));
     }
     if inputs.manages_oidc_provider {
@@ -999,6 +1019,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn adoption_is_granted_only_where_the_guardrails_allow_it_and_only_of_untagged_roles() {
+        let off = render(&inputs("aws", "us-east-1")).expect("renders");
+        assert!(
+            !statements(&off)
+                .iter()
+                .any(|s| s["Sid"] == "AdoptUntaggedRolesAsThisClustersWhereGranted"),
+            "no adoption without a grant"
+        );
+        let mut adopting = inputs("aws", "us-east-1");
+        adopting.adopts_roles = true;
+        adopting.role_path = "/k8s/".into();
+        adopting.role_name_prefix = "team-".into();
+        let policy = render(&adopting).expect("renders");
+        let adopt = statement(&policy, "AdoptUntaggedRolesAsThisClustersWhereGranted");
+        assert_eq!(actions(adopt), ["iam:TagRole"]);
+        assert_eq!(
+            list(&adopt["Resource"]),
+            [format!("arn:aws:iam::{ACCOUNT}:role/k8s/team-*")]
+        );
+        assert_eq!(
+            adopt["Condition"]["Null"]["aws:ResourceTag/iam-operator.io/cluster"],
+            "true"
+        );
+        assert_eq!(
+            adopt["Condition"]["StringEquals"]["aws:RequestTag/iam-operator.io/cluster"],
+            "my-cluster"
+        );
     }
 
     #[test]

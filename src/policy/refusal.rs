@@ -191,6 +191,13 @@ pub enum Refusal {
         statement: String,
     },
 
+    #[error(
+        "IAM role {role_name} was made outside the operator and spec.adoptRole asks to take it \
+         over, but {why}; nothing was written. The operator adopts only a role whose trust admits \
+         exactly this ServiceAccount, so that taking it over takes nothing from anyone else"
+    )]
+    AdoptionRefused { role_name: String, why: String },
+
     #[error("{0}")]
     AssociationConflict(#[from] AssociationConflict),
 
@@ -334,6 +341,7 @@ impl Refusal {
             Refusal::RoleDoesNotTrustServiceAccount { .. } => {
                 reason::ROLE_DOES_NOT_TRUST_SERVICE_ACCOUNT
             }
+            Refusal::AdoptionRefused { .. } => reason::ADOPTION_REFUSED,
             Refusal::AssociationConflict(_) => reason::ASSOCIATION_CONFLICT,
             Refusal::WaitingForPropagation { .. } | Refusal::IamCatchingUp { .. } => {
                 reason::WAITING_FOR_PROPAGATION
@@ -365,6 +373,7 @@ impl Refusal {
             Refusal::BorrowedRole { .. } => "borrowed_role",
             Refusal::RoleDoesNotTrustPodIdentity { .. } => "role_does_not_trust_pod_identity",
             Refusal::RoleDoesNotTrustServiceAccount { .. } => "role_does_not_trust_service_account",
+            Refusal::AdoptionRefused { .. } => "adoption_refused",
             Refusal::AssociationConflict(_) => "association_conflict",
             Refusal::WaitingForPropagation { .. } => "waiting_for_propagation",
             Refusal::IamCatchingUp { .. } => "iam_catching_up",
@@ -399,6 +408,7 @@ impl Refusal {
             | Refusal::RoleNotFound { .. }
             | Refusal::RoleDoesNotTrustPodIdentity { .. }
             | Refusal::RoleDoesNotTrustServiceAccount { .. }
+            | Refusal::AdoptionRefused { .. }
             | Refusal::AssociationConflict(_)
             | Refusal::PodIdentityAgentNotReady { .. } => Retry::Soon(WAITING_REQUEUE),
             // EKS is read again as reconciles go; a flag needs a restart.

@@ -22,14 +22,15 @@ pub fn check_policy_grammar(policies: &PolicySpec) -> Result<(), Refusal> {
     }
 }
 
-/// `GuardrailViolation` for a role the operator would create and the
-/// existing roles the spec names.
+/// `GuardrailViolation` for a role the operator would create (or, with
+/// `adopt`, take over) and the existing roles the spec names.
 pub fn check_guardrails(
     defaults: &Defaults,
     subject: &Subject,
     created: Option<(&RoleSpec, &RoleState)>,
     policies: Option<&PolicySpec>,
     existing_roles: Vec<(&'static str, &str)>,
+    adopt: bool,
 ) -> Result<(), Refusal> {
     let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
     let no_inline = BTreeMap::new();
@@ -42,6 +43,7 @@ pub fn check_guardrails(
             name: &role.name,
             path: &role.path,
             spec_name: spec_names.as_ref().and_then(|(n, _)| n.as_deref()),
+            adopt,
             spec_path: spec_names.as_ref().and_then(|(_, p)| p.as_deref()),
             managed_policies: &role.managed_policies,
             inline_policies: inline,
@@ -73,5 +75,12 @@ pub fn check_binding_guardrails(
     if let Some(arn) = spec.target_role_arn.as_deref().filter(|a| !a.is_empty()) {
         existing.push(("spec.targetRoleArn", arn));
     }
-    check_guardrails(defaults, subject, created, spec.policies.as_ref(), existing)
+    check_guardrails(
+        defaults,
+        subject,
+        created,
+        spec.policies.as_ref(),
+        existing,
+        false,
+    )
 }

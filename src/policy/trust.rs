@@ -70,6 +70,80 @@ pub fn irsa_trust_policy(
     }))
 }
 
+/// Whether a role's trust admits tokens of exactly one ServiceAccount and
+/// nothing else: each Allow statement is web identity from `provider_arn`
+/// only (no other principal, no other action), this ServiceAccount's token
+/// is admitted, and a token of another name in the namespace, or of the
+/// same name in another namespace, is not (a wildcard or a list would let
+/// it in). `Err` says why not, for a person to read.
+pub fn irsa_trust_is_exactly(
+    doc: &PolicyDocument,
+    provider_arn: &str,
+    issuer_url: &str,
+    namespace: &str,
+    service_account: &str,
+    audience: &str,
+) -> Result<(), String> {
+    let only_our_web_identity = |st: &&Map<String, Value>| {
+        let principal_is_provider = match st.get("Principal") {
+            Some(Value::Object(kinds)) => {
+                kinds.len() == 1
+                    && kinds.get("Federated").is_some_and(|ids| {
+                        string_values(ids).all(|id| id.eq_ignore_ascii_case(provider_arn))
+                    })
+            }
+            _ => false,
+        };
+        let actions_are_web_identity = st.get("Action").is_some_and(|actions| {
+            string_values(actions).all(|a| a.eq_ignore_ascii_case(ASSUME_ROLE_WITH_WEB_IDENTITY))
+        });
+        principal_is_provider && actions_are_web_identity
+    };
+    if let Some(other) = doc
+        .statements()
+        .filter(|st| effect_is(st, "Allow"))
+        .find(|st| !only_our_web_identity(st))
+    {
+        return Err(format!(
+            "its trust policy allows more than {ASSUME_ROLE_WITH_WEB_IDENTITY} from {provider_arn}: {}",
+            Value::Object(other.clone())
+        ));
+    }
+    let admits = |namespace: &str, service_account: &str| {
+        irsa_trust_admits(
+            doc,
+            provider_arn,
+            issuer_url,
+            namespace,
+            service_account,
+            audience,
+        )
+    };
+    let verdict = admits(namespace, service_account);
+    if !verdict.is_admitted() {
+        return Err(format!(
+            "its trust policy does not admit {}: {}",
+            service_account_subject(namespace, service_account),
+            verdict.explain()
+        ));
+    }
+    let neighbours = [
+        (namespace.to_string(), format!("{service_account}-other")),
+        (format!("{namespace}-other"), service_account.to_string()),
+    ];
+    if let Some((ns, sa)) = neighbours
+        .iter()
+        .find(|(ns, sa)| admits(ns, sa).is_admitted())
+    {
+        return Err(format!(
+            "its trust policy admits other ServiceAccounts too (for example {}), not exactly {}",
+            service_account_subject(ns, sa),
+            service_account_subject(namespace, service_account)
+        ));
+    }
+    Ok(())
+}
+
 /// The one statement of [`irsa_trust_policy`], as compact JSON: what to add
 /// to the trust of a role someone else manages.
 pub fn irsa_trust_statement(
@@ -584,6 +658,55 @@ mod tests {
 
     fn admits(d: &PolicyDocument, ns: &str, sa: &str, aud: &str) -> TrustVerdict {
         irsa_trust_admits(d, PROVIDER, ISSUER, ns, sa, aud)
+    }
+
+    #[test]
+    fn a_trust_is_exactly_one_service_accounts_only_when_nothing_else_gets_in() {
+        let exactly =
+            |d: &PolicyDocument| irsa_trust_is_exactly(d, PROVIDER, ISSUER, "apps", "web", AUD);
+        assert_eq!(
+            exactly(&irsa_trust_policy(PROVIDER, ISSUER, "apps", "web", AUD)),
+            Ok(())
+        );
+        let cases = [
+            (
+                irsa_with_condition(&format!(
+                    r#"{{"StringLike":{{"{HOST}:sub":"system:serviceaccount:apps:*","{HOST}:aud":"{AUD}"}}}}"#
+                )),
+                "admits other ServiceAccounts too (for example system:serviceaccount:apps:web-other)",
+            ),
+            (
+                irsa_with_condition(&format!(
+                    r#"{{"StringLike":{{"{HOST}:sub":"system:serviceaccount:*:web","{HOST}:aud":"{AUD}"}}}}"#
+                )),
+                "system:serviceaccount:apps-other:web",
+            ),
+            (
+                irsa_with_condition(&format!(r#"{{"StringEquals":{{"{HOST}:aud":"{AUD}"}}}}"#)),
+                "admits other ServiceAccounts too",
+            ),
+            (
+                irsa_trust_policy(PROVIDER, ISSUER, "apps", "api", AUD),
+                "does not admit system:serviceaccount:apps:web",
+            ),
+            (
+                doc(&format!(
+                    r#"{{"Version":"2012-10-17","Statement":[
+                        {},
+                        {{"Effect":"Allow","Principal":{{"Service":"ec2.amazonaws.com"}},"Action":"sts:AssumeRole"}}]}}"#,
+                    irsa_trust_policy(PROVIDER, ISSUER, "apps", "web", AUD)
+                        .statements()
+                        .next()
+                        .map(|st| Value::Object(st.clone()).to_string())
+                        .unwrap_or_default()
+                )),
+                "allows more than sts:AssumeRoleWithWebIdentity",
+            ),
+        ];
+        for (trust, why) in cases {
+            let error = exactly(&trust).expect_err(why);
+            assert!(error.contains(why), "{why:?} not in {error}");
+        }
     }
 
     /// An IRSA statement with a caller-supplied Condition block.

@@ -24,6 +24,7 @@ struct Spec {
     existing: Vec<(&'static str, &'static str)>,
     namespace: &'static str,
     labels: Option<BTreeMap<String, String>>,
+    adopt: bool,
 }
 
 impl Default for Spec {
@@ -38,6 +39,7 @@ impl Default for Spec {
             existing: Vec::new(),
             namespace: NS,
             labels: None,
+            adopt: false,
         }
     }
 }
@@ -50,6 +52,7 @@ fn judge(guardrails: &Guardrails, spec: &Spec) -> Vec<Violation> {
             name: spec.name,
             path: spec.path,
             spec_name: spec.spec_name,
+            adopt: spec.adopt,
             spec_path: spec.spec_path,
             managed_policies: &spec.managed,
             inline_policies: &spec.inline,
@@ -667,5 +670,30 @@ fn the_documented_example_is_valid_and_does_what_it_says() {
     assert_eq!(
         rules_broken(&guardrails, &elsewhere),
         [DENY_ADMIN_MANAGED_POLICIES]
+    );
+}
+
+#[test]
+fn adopting_a_role_needs_a_grant_for_the_namespace() {
+    let adopting = |namespace| Spec {
+        namespace,
+        adopt: true,
+        spec_name: Some("made-by-terraform"),
+        name: "made-by-terraform",
+        ..Spec::default()
+    };
+    let guardrails =
+        Guardrails::parse("namespaces:\n- names: [platform]\n  adoptRoles: true\n").unwrap();
+    assert!(guardrails.adoption_granted());
+    assert!(!Guardrails::default().adoption_granted());
+    assert_eq!(
+        rules_broken(&guardrails, &adopting(NS)),
+        ["namespaces[].adoptRoles"]
+    );
+    assert!(rules_broken(&guardrails, &adopting("platform")).is_empty());
+    assert_eq!(
+        rules_broken(&Guardrails::default(), &adopting("platform")),
+        ["namespaces[].adoptRoles"],
+        "off unless granted"
     );
 }

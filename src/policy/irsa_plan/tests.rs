@@ -763,3 +763,148 @@ fn a_managed_provider_is_made_or_given_the_audience_before_the_role() {
         assert!(plan.steps.is_empty(), "{:?}", plan.steps);
     }
 }
+
+fn granting_adoption() -> Defaults {
+    let guardrails = crate::policy::guardrails::Guardrails::parse(
+        "namespaces:\n- names: [apps]\n  adoptRoles: true\n",
+    )
+    .expect("guardrails parse");
+    Defaults {
+        guardrails: std::sync::Arc::new(guardrails),
+        ..defaults()
+    }
+}
+
+fn adopting(role_name: &str) -> IamServiceAccount {
+    let mut isa = isa(Some(role_name));
+    isa.spec.adopt_role = Some(true);
+    isa
+}
+
+/// A role made by hand at `name`: the trust `trust`, a tag and a policy of
+/// its maker's.
+fn hand_made(name: &str, trust: crate::policy::PolicyDocument) -> ObservedRole {
+    let mut state = desired_irsa(&adopting(name), &subject(&[]), &granting_adoption())
+        .expect("valid")
+        .role
+        .created()
+        .expect("made")
+        .clone();
+    state.tags = BTreeMap::from([("made-by".to_string(), "terraform".to_string())]);
+    state.trust_policy = trust;
+    state.managed_policies = ["arn:aws:iam::aws:policy/AdministratorAccess".to_string()].into();
+    ObservedRole {
+        arn: defaults().role_arn("/", name),
+        created: None,
+        state,
+    }
+}
+
+#[test]
+fn a_role_someone_else_made_is_adopted_only_when_asked_and_its_trust_is_exactly_ours() {
+    let name = "made-by-terraform";
+    let want = desired_irsa(&adopting(name), &subject(&[name]), &granting_adoption());
+    assert!(want.as_ref().expect("valid").adopt);
+    let exact = trust_for("apps", "web", "sts.amazonaws.com");
+    let seen = observed(vec![(name, Some(hand_made(name, exact.clone())))]);
+    let plan = plan_irsa(&want, &seen, &granting_adoption());
+    let ops = operations(&plan);
+    let role_ops: Vec<&str> = ops
+        .iter()
+        .map(String::as_str)
+        .filter(|op| op.ends_with(name))
+        .collect();
+    assert_eq!(
+        role_ops.first(),
+        Some(&"TagRole:made-by-terraform"),
+        "{ops:?}"
+    );
+    for wanted in [
+        "UntagRole:made-by-terraform",
+        "AttachRolePolicy:made-by-terraform",
+        "DetachRolePolicy:made-by-terraform",
+    ] {
+        assert!(role_ops.contains(&wanted), "{wanted} not in {ops:?}");
+    }
+    assert!(
+        !ops.iter()
+            .any(|op| op.starts_with("DeleteRole") || op.starts_with("CreateRole")),
+        "{ops:?}"
+    );
+    let Step::Role {
+        action: RoleAction::TagRole(tags),
+        ..
+    } = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s, Step::Role { .. }))
+        .expect("a role step")
+    else {
+        panic!("{:?}", plan.steps)
+    };
+    assert_eq!(tags, &owner(KIND).tags(), "the ownership tags, first");
+    let message = plan.verdict.expect("adopted");
+    assert!(
+        message.contains("adopted") && message.contains("exactly this object's"),
+        "{message}"
+    );
+
+    // Not asked: never touched.
+    let plain = desired_irsa(&isa(Some(name)), &subject(&[]), &defaults());
+    let plan = plan_irsa(&plain, &seen, &defaults());
+    assert!(plan.steps.is_empty());
+    assert_eq!(plan.verdict.expect_err("not ours").reason(), "RoleNotOwned");
+
+    // Asked, but the trust lets others in, or the path differs, or another
+    // object's operator made it: refused by name, nothing written.
+    let wildcard = crate::policy::PolicyDocument::parse(
+        &serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Federated": want.as_ref().expect("valid").provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringLike": {
+                    "oidc.eks.us-east-1.amazonaws.com/id/ABC:sub": "system:serviceaccount:apps:*"
+                }},
+            }],
+        })
+        .to_string(),
+    )
+    .expect("parses");
+    let mut elsewhere = hand_made(name, exact.clone());
+    elsewhere.state.path = "/terraform/".into();
+    let mut other_objects = hand_made(name, exact);
+    other_objects.state.tags = crate::policy::ownership::Owner {
+        namespace: "other-team".into(),
+        ..owner(KIND)
+    }
+    .tags();
+    for (role, reason, words) in [
+        (
+            hand_made(name, wildcard),
+            "AdoptionRefused",
+            "admits other ServiceAccounts too",
+        ),
+        (
+            elsewhere,
+            "AdoptionRefused",
+            "set spec.role.path to /terraform/",
+        ),
+        (other_objects, "RoleNotOwned", "other-team"),
+    ] {
+        let seen = observed(vec![(name, Some(role))]);
+        let plan = plan_irsa(&want, &seen, &granting_adoption());
+        assert!(plan.steps.is_empty(), "{reason}: {:?}", plan.steps);
+        let refusal = plan.verdict.expect_err(reason);
+        assert_eq!(refusal.reason(), reason);
+        assert!(
+            refusal.to_string().contains(words),
+            "{words:?} not in {refusal}"
+        );
+    }
+    // Without the namespace's grant the spec itself is refused.
+    let refusal = desired_irsa(&adopting(name), &subject(&[]), &defaults()).expect_err("no grant");
+    assert_eq!(refusal.reason(), "GuardrailViolation");
+    assert!(refusal.to_string().contains("adoptRoles"), "{refusal}");
+}
