@@ -93,6 +93,7 @@ pub mod reason {
     pub const ROLE_DOES_NOT_TRUST_POD_IDENTITY: &str = "RoleDoesNotTrustPodIdentity";
     pub const ROLE_DOES_NOT_TRUST_SERVICE_ACCOUNT: &str = "RoleDoesNotTrustServiceAccount";
     pub const ADOPTION_REFUSED: &str = "AdoptionRefused";
+    pub const PODS_NEED_RESTART: &str = "PodsNeedRestart";
     pub const OIDC_PROVIDER_NOT_FOUND: &str = "OIDCProviderNotFound";
     pub const AUDIENCE_NOT_ALLOWED: &str = "AudienceNotAllowed";
     pub const SERVICE_ACCOUNT_ANNOTATION_MISMATCH: &str = "ServiceAccountAnnotationMismatch";

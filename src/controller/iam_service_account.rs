@@ -11,7 +11,7 @@ use kube::runtime::reflector::Store;
 use super::claim_index::ClaimIndex;
 use super::kind::ManagedKind;
 use super::observe::{
-    as_observed, get_service_account, observe_roles_of, older_claim, retained_role,
+    as_observed, get_service_account, observe_roles_of, older_claim, pods_of, retained_role,
 };
 use super::{Context, Error};
 use crate::api::{IamServiceAccount, IamServiceAccountStatus};
@@ -112,6 +112,7 @@ impl ManagedKind for IamServiceAccount {
             service_account: sa,
             foreign_role: None,
             older_claim: None,
+            pods: Vec::new(),
             subject,
         };
         if !deleting {
@@ -128,6 +129,12 @@ impl ManagedKind for IamServiceAccount {
             if let WantedRole::Existing(arn) = &desired.role {
                 observed.existing_role = ctx.iam.role_summary(&arn.name).await?;
             }
+            observed.pods = pods_of(
+                ctx,
+                &observed.subject.owner.namespace,
+                &observed.service_account_name,
+            )
+            .await?;
         } else if observed.retain {
             let (kept, others) = retained_role(defaults, &observed.subject, role_spec);
             observed.retained_role = kept;

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use kube::api::ListParams;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
@@ -21,6 +22,7 @@ use crate::policy::ownership::Ownership;
 use crate::policy::plan::{ObservedRoles, Recorded, Subject, role_candidates};
 use crate::policy::role_plan::same_role_name;
 use crate::policy::service_account_plan::ObservedServiceAccount;
+use crate::policy::stale_pods::ObservedPod;
 
 /// The object as every plan needs it.
 pub fn subject_of<K: ManagedKind>(obj: &K, ctx: &Context) -> Subject {
@@ -111,6 +113,52 @@ pub async fn get_service_account(
 ) -> Result<Option<ServiceAccount>, Error> {
     let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
     Ok(api.get_opt(name).await?)
+}
+
+/// The running (or starting) pods of a ServiceAccount, with the variables
+/// that tell whether EKS gave them its credentials: one list, by field.
+pub async fn pods_of(
+    ctx: &Context,
+    namespace: &str,
+    service_account: &str,
+) -> Result<Vec<ObservedPod>, Error> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let params =
+        ListParams::default().fields(&format!("spec.serviceAccountName={service_account}"));
+    let live = |pod: &Pod| {
+        pod.metadata.deletion_timestamp.is_none()
+            && pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .is_none_or(|phase| phase == "Pending" || phase == "Running")
+    };
+    Ok(api
+        .list(&params)
+        .await?
+        .items
+        .into_iter()
+        .filter(live)
+        .map(|pod| ObservedPod {
+            name: pod.name_any(),
+            containers: pod
+                .spec
+                .map(|spec| {
+                    spec.containers
+                        .iter()
+                        .map(|c| {
+                            ObservedPod::credential_env(
+                                c.env
+                                    .iter()
+                                    .flatten()
+                                    .map(|e| (e.name.as_str(), e.value.as_deref())),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// A namespace's labels, for guardrails that grant by label selector.

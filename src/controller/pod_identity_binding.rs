@@ -12,7 +12,7 @@ use super::claim_index::ClaimIndex;
 use super::kind::Executed;
 use super::kind::ManagedKind;
 use super::kind::{ReadyStatus, ready_status_fields};
-use super::observe::{get_service_account, observe_roles_of, older_claim, retained_role};
+use super::observe::{get_service_account, observe_roles_of, older_claim, pods_of, retained_role};
 use super::{Context, Error};
 use crate::api::{PodIdentityBinding, PodIdentityBindingStatus};
 use crate::aws::AwsError;
@@ -86,6 +86,7 @@ impl ManagedKind for PodIdentityBinding {
             irsa_role: None,
             agent: AgentState::Running,
             older_claim: None,
+            pods: Vec::new(),
             subject,
         };
         if deleting {
@@ -143,6 +144,12 @@ impl ManagedKind for PodIdentityBinding {
                 .await?
                 .and_then(|sa| sa.metadata.annotations?.get(ROLE_ARN).cloned())
                 .filter(|arn| !arn.is_empty());
+                observed.pods = pods_of(
+                    ctx,
+                    &observed.subject.owner.namespace,
+                    &observed.service_account_name,
+                )
+                .await?;
             }
         }
         observed.associations = match associations(ctx, &observed).await {

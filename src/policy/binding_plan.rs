@@ -16,6 +16,7 @@ use super::plan::{
 use super::pod_identity_agent::AgentState;
 use super::refusal::Refusal;
 use super::role_plan::{RoleSummary, plan_role, role_name_in_arn};
+use super::stale_pods::{Binding, ObservedPod, unless_pods_are_stale};
 use super::tenancy::{check_binding_guardrails, check_policy_grammar};
 use super::trust::pod_identity_trust_gaps;
 use crate::api::PodIdentityBindingSpec;
@@ -45,6 +46,8 @@ pub struct BindingObserved {
     pub irsa_role: Option<String>,
     /// Whether the Pod Identity Agent runs on the cluster's nodes.
     pub agent: AgentState,
+    /// The ServiceAccount's running pods.
+    pub pods: Vec<ObservedPod>,
     pub older_claim: Option<String>,
 }
 
@@ -296,9 +299,15 @@ pub fn plan_binding(
                 }
                 _ => "",
             };
-            Ok(format!(
-                "ServiceAccount {sa_name} gets role {role_arn}{target} through EKS Pod Identity{unscoped}"
-            ))
+            unless_pods_are_stale(
+                Ok(format!(
+                    "ServiceAccount {sa_name} gets role {role_arn}{target} through EKS Pod Identity{unscoped}"
+                )),
+                &observed.pods,
+                Binding::PodIdentity,
+                sa_name,
+                &role_arn,
+            )
         }
     };
     Plan {

@@ -22,6 +22,7 @@ use super::role_plan::{
 use super::service_account_plan::{
     AnnotationPlan, ObservedServiceAccount, ROLE_ARN, plan_annotations, wanted_annotations,
 };
+use super::stale_pods::{Binding, ObservedPod, unless_pods_are_stale};
 use super::tenancy::{check_guardrails, check_policy_grammar};
 use super::trust::{
     TrustVerdict, irsa_trust_admits, irsa_trust_is_exactly, irsa_trust_policy,
@@ -230,6 +231,8 @@ pub struct IrsaObserved {
     pub foreign_role: Option<ForeignRole>,
     /// An older IamServiceAccount claiming the same ServiceAccount.
     pub older_claim: Option<String>,
+    /// The ServiceAccount's running pods.
+    pub pods: Vec<ObservedPod>,
 }
 
 pub fn plan_irsa(
@@ -437,6 +440,15 @@ pub fn plan_irsa(
     for old in observed.roles.ours_except(owner, &in_use) {
         steps.extend(role_removal_steps(old));
     }
+    let verdict = unless_pods_are_stale(
+        verdict,
+        &observed.pods,
+        Binding::Irsa {
+            role_arn: &role_arn,
+        },
+        sa_name,
+        &role_arn,
+    );
     let made = Recorded {
         roles: role_name.iter().cloned().collect(),
         ..Default::default()

@@ -24,6 +24,7 @@ pub mod provider_plan;
 pub mod refusal;
 pub mod role_plan;
 pub mod service_account_plan;
+pub mod stale_pods;
 pub mod tenancy;
 pub mod trust;
 pub mod validate;

@@ -198,6 +198,23 @@ pub enum Refusal {
     )]
     AdoptionRefused { role_name: String, why: String },
 
+    #[error(
+        "{count} pod{} of ServiceAccount {service_account} ({}{}) started before it was bound to \
+         {role_arn}: {consequence}. Restart them (`kubectl rollout restart` of their Deployment, \
+         StatefulSet or DaemonSet)",
+        if *count == 1 { "" } else { "s" },
+        named.join(", "),
+        match count.saturating_sub(named.len()) { 0 => String::new(), more => format!(" and {more} more") }
+    )]
+    PodsNeedRestart {
+        service_account: String,
+        role_arn: String,
+        count: usize,
+        /// The first few, by name.
+        named: Vec<String>,
+        consequence: &'static str,
+    },
+
     #[error("{0}")]
     AssociationConflict(#[from] AssociationConflict),
 
@@ -342,6 +359,7 @@ impl Refusal {
                 reason::ROLE_DOES_NOT_TRUST_SERVICE_ACCOUNT
             }
             Refusal::AdoptionRefused { .. } => reason::ADOPTION_REFUSED,
+            Refusal::PodsNeedRestart { .. } => reason::PODS_NEED_RESTART,
             Refusal::AssociationConflict(_) => reason::ASSOCIATION_CONFLICT,
             Refusal::WaitingForPropagation { .. } | Refusal::IamCatchingUp { .. } => {
                 reason::WAITING_FOR_PROPAGATION
@@ -374,6 +392,7 @@ impl Refusal {
             Refusal::RoleDoesNotTrustPodIdentity { .. } => "role_does_not_trust_pod_identity",
             Refusal::RoleDoesNotTrustServiceAccount { .. } => "role_does_not_trust_service_account",
             Refusal::AdoptionRefused { .. } => "adoption_refused",
+            Refusal::PodsNeedRestart { .. } => "pods_need_restart",
             Refusal::AssociationConflict(_) => "association_conflict",
             Refusal::WaitingForPropagation { .. } => "waiting_for_propagation",
             Refusal::IamCatchingUp { .. } => "iam_catching_up",
@@ -409,6 +428,7 @@ impl Refusal {
             | Refusal::RoleDoesNotTrustPodIdentity { .. }
             | Refusal::RoleDoesNotTrustServiceAccount { .. }
             | Refusal::AdoptionRefused { .. }
+            | Refusal::PodsNeedRestart { .. }
             | Refusal::AssociationConflict(_)
             | Refusal::PodIdentityAgentNotReady { .. } => Retry::Soon(WAITING_REQUEUE),
             // EKS is read again as reconciles go; a flag needs a restart.

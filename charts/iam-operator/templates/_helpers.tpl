@@ -65,6 +65,11 @@ Bound cluster-wide, or in the one watched namespace. */}}
 - apiGroups: [""]
   resources: [serviceaccounts]
   verbs: [get, list, watch, create, patch, delete]
+# Pods of a bound ServiceAccount, listed (by field, never watched) to name
+# those started before the binding, which hold no credentials for it.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 # Events explain refusals (GuardrailViolation, InvalidPolicy...) on the object.
 - apiGroups: [events.k8s.io]
   resources: [events]

@@ -118,6 +118,7 @@ fn observed(roles: Vec<(&str, Option<ObservedRole>)>) -> BindingObserved {
         irsa_role: None,
         agent: AgentState::Running,
         older_claim: None,
+        pods: Vec::new(),
     }
 }
 
@@ -557,5 +558,50 @@ fn desire_refuses_a_malformed_policy_before_guardrails_and_guardrails_before_obs
         borrowed_by_default
             .to_string()
             .contains("deny-ungranted-role-arns")
+    );
+}
+
+#[test]
+fn pods_started_before_the_association_keep_the_binding_from_ready_but_not_its_work() {
+    use crate::policy::stale_pods::{ObservedPod, POD_IDENTITY_ENV};
+    let want = desire(&created("r", "web"));
+    let mut seen = observed(vec![("r", None)]);
+    let fresh = ObservedPod {
+        name: "web-new".into(),
+        containers: vec![
+            [(
+                POD_IDENTITY_ENV.to_string(),
+                "http://169.254.170.23/v1/credentials".to_string(),
+            )]
+            .into(),
+        ],
+    };
+    seen.pods = vec![fresh.clone()];
+    assert!(plan_binding(&want, &seen, &defaults()).verdict.is_ok());
+    seen.pods.push(ObservedPod {
+        name: "web-old".into(),
+        containers: vec![Default::default()],
+    });
+    let plan = plan_binding(&want, &seen, &defaults());
+    assert!(
+        operations(&plan)
+            .iter()
+            .any(|op| op == "CreatePodIdentityAssociation"),
+        "the work goes on"
+    );
+    let refusal = plan.verdict.expect_err("a pod without credentials");
+    assert_eq!(refusal.reason(), "PodsNeedRestart");
+    assert!(
+        refusal.to_string().contains("web-old") && !refusal.to_string().contains("web-new"),
+        "{refusal}"
+    );
+    // A missing agent says more: no pod gets credentials at all.
+    seen.agent = AgentState::NotRunning(AgentProblem::Absent);
+    assert_eq!(
+        plan_binding(&want, &seen, &defaults())
+            .verdict
+            .expect_err("agent")
+            .reason(),
+        "PodIdentityAgentNotReady"
     );
 }

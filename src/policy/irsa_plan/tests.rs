@@ -103,6 +103,7 @@ fn observed(roles: Vec<(&str, Option<ObservedRole>)>) -> IrsaObserved {
         service_account: Some(ObservedServiceAccount::default()),
         foreign_role: None,
         older_claim: None,
+        pods: Vec::new(),
     }
 }
 
@@ -907,4 +908,38 @@ fn a_role_someone_else_made_is_adopted_only_when_asked_and_its_trust_is_exactly_
     let refusal = desired_irsa(&adopting(name), &subject(&[]), &defaults()).expect_err("no grant");
     assert_eq!(refusal.reason(), "GuardrailViolation");
     assert!(refusal.to_string().contains("adoptRoles"), "{refusal}");
+}
+
+#[test]
+fn pods_without_the_roles_variables_keep_the_object_from_ready_but_not_its_work() {
+    use crate::policy::stale_pods::{ObservedPod, ROLE_ARN_ENV};
+    let want = desired(Some("web-role"));
+    let arn = want.as_ref().expect("valid").role_arn.clone();
+    let mut seen = observed(vec![("web-role", None)]);
+    let pod = |name: &str, role: Option<&str>| ObservedPod {
+        name: name.into(),
+        containers: vec![
+            role.map(|r| [(ROLE_ARN_ENV.to_string(), r.to_string())].into())
+                .unwrap_or_default(),
+        ],
+    };
+    seen.pods = vec![pod("web-after", Some(&arn))];
+    assert!(plan_irsa(&want, &seen, &defaults()).verdict.is_ok());
+    seen.pods.push(pod("web-before", None));
+    seen.pods.push(pod(
+        "web-old-role",
+        Some("arn:aws:iam::123456789012:role/old"),
+    ));
+    let plan = plan_irsa(&want, &seen, &defaults());
+    assert!(
+        operations(&plan).contains(&"Annotate".to_string()),
+        "the work goes on"
+    );
+    let refusal = plan.verdict.expect_err("pods without credentials");
+    assert_eq!(refusal.reason(), "PodsNeedRestart");
+    let message = refusal.to_string();
+    assert!(
+        message.contains("2 pods") && message.contains("web-before, web-old-role"),
+        "{message}"
+    );
 }

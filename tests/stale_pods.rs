@@ -1,0 +1,123 @@
+//! Pods that started before their ServiceAccount was bound hold no
+//! credentials for it (issue 14): the object is not Ready while they run,
+//! names them and says to restart them, and is Ready once they were
+//! replaced. The harness has no kubelet and no EKS webhook: pods are
+//! written as the webhook leaves them (with its variables, or without for
+//! a pod made before the binding), and a "restart" replaces one by another.
+
+mod support;
+
+use std::time::Instant;
+
+use support::operator::{install, start_as};
+use support::{Harness, generated_role_name, harness};
+
+const STALE: &str = "PodsNeedRestart";
+const POD_IDENTITY_URI: &str = "http://169.254.170.23/v1/credentials";
+
+/// A pod of ServiceAccount `sa`, with `env` in its one container.
+fn pod(name: &str, sa: &str, env: &[(&str, &str)]) -> String {
+    let env: String = env
+        .iter()
+        .map(|(k, v)| format!("\n      - {{name: {k}, value: \"{v}\"}}"))
+        .collect();
+    let env = match env.is_empty() {
+        true => String::new(),
+        false => format!("\n    env:{env}"),
+    };
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  serviceAccountName: {sa}\n  containers:\n  - name: app\n    image: registry.example/app:1{env}\n"
+    )
+}
+
+/// Waits for Synced after replacing `old` by `new`, as a rollout would.
+fn restart(h: &Harness, ns: &str, resource: &str, old: &str, new: &str) -> f64 {
+    let restarted = Instant::now();
+    h.kubectl(&["delete", "pod", old, "-n", ns, "--wait=false"]);
+    h.apply(ns, new);
+    h.until_reason(resource, ns, "Synced", false);
+    restarted.elapsed().as_secs_f64()
+}
+
+#[tokio::test]
+async fn pods_started_before_the_binding_are_named_until_restarted() {
+    let Some(h) = harness() else { return };
+    install(h);
+    let ns = h.fresh_namespace("stale");
+    let mut operator = start_as(h, "stale-pods", &["--watch-namespaces", &ns]);
+
+    // IRSA: one pod from before the annotation, one made after it.
+    let role_arn = format!(
+        "arn:aws:iam::{}:role/{}",
+        h.account_id,
+        generated_role_name(h, &ns, "app")
+    );
+    h.kubectl(&["create", "serviceaccount", "app", "-n", &ns]);
+    h.apply(&ns, &pod("app-before", "app", &[]));
+    h.apply(
+        &ns,
+        &pod("app-after", "app", &[("AWS_ROLE_ARN", &role_arn)]),
+    );
+    h.apply(
+        &ns,
+        "apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {name: app}\nspec: {}\n",
+    );
+    let (status, _, message) = h.until_reason("isa/app", &ns, STALE, true);
+    assert_eq!(status, "False");
+    for words in [
+        "1 pod of ServiceAccount app (app-before)",
+        role_arn.as_str(),
+        "AWS_ROLE_ARN",
+        "kubectl rollout restart",
+    ] {
+        assert!(message.contains(words), "{words:?} not in {message}");
+    }
+    assert!(!message.contains("app-after"), "{message}");
+    assert!(
+        h.event_types(&ns, "app", STALE)
+            .contains(&"Warning".to_string()),
+        "a Warning Event says to restart them"
+    );
+    let sa = h.kubectl_json(&["get", "sa", "app", "-n", &ns]);
+    assert_eq!(
+        sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        role_arn.as_str(),
+        "the binding is made all the same, for new pods"
+    );
+    let irsa_ready = restart(
+        h,
+        &ns,
+        "isa/app",
+        "app-before",
+        &pod("app-restarted", "app", &[("AWS_ROLE_ARN", &role_arn)]),
+    );
+
+    // Pod Identity: a pod without the agent's variables.
+    h.kubectl(&["create", "serviceaccount", "bound", "-n", &ns]);
+    h.apply(&ns, &pod("bound-before", "bound", &[]));
+    h.apply(
+        &ns,
+        "apiVersion: iam-operator.io/v1alpha1\nkind: PodIdentityBinding\nmetadata: {name: bound}\nspec:\n  serviceAccountName: bound\n  role: {}\n",
+    );
+    let (_, _, message) = h.until_reason("pib/bound", &ns, STALE, true);
+    assert!(
+        message.contains("bound-before") && message.contains("Pod Identity credentials"),
+        "{message}"
+    );
+    let pib_ready = restart(
+        h,
+        &ns,
+        "pib/bound",
+        "bound-before",
+        &pod(
+            "bound-restarted",
+            "bound",
+            &[("AWS_CONTAINER_CREDENTIALS_FULL_URI", POD_IDENTITY_URI)],
+        ),
+    );
+    support::figure(&format!(
+        "stale pods: named until replaced; Ready {irsa_ready:.1} s (IamServiceAccount) and {pib_ready:.1} s (PodIdentityBinding) after the restart"
+    ));
+    let _ = operator.child.kill();
+    let _ = operator.child.wait();
+}
