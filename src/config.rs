@@ -159,6 +159,20 @@ pub struct Args {
     )]
     pub manage_oidc_provider: bool,
 
+    /// Let objects ask (`restartStalePods`) for the workloads of pods that
+    /// started before their binding to be restarted; off: such pods are
+    /// only named. Needs RBAC to patch Deployments, StatefulSets and
+    /// DaemonSets (the chart adds it with `restartStalePods: true`).
+    #[arg(
+        long,
+        env = "IAM_OPERATOR_RESTART_STALE_PODS",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub restart_stale_pods: bool,
+
     /// Print the operator's own least-privilege AWS policy for these flags
     /// (cluster, --aws-account-id, AWS_REGION, role path and prefix,
     /// boundary) and exit, without contacting AWS or Kubernetes.
@@ -195,6 +209,7 @@ pub struct Settings {
     /// Read from the API server's discovery document at start.
     pub api_server_issuer: Option<String>,
     pub manage_oidc_provider: bool,
+    pub restart_stale_pods: bool,
     pub account_id: String,
     pub partition: String,
     pub region: String,
@@ -230,6 +245,7 @@ impl Settings {
             issuer_source: self.issuer_source,
             api_server_issuer: self.api_server_issuer.clone(),
             manage_oidc_provider: self.manage_oidc_provider,
+            restart_stale_pods: self.restart_stale_pods,
             forced_role_path: self.forced_role_path.clone(),
             guardrails,
         }
@@ -335,6 +351,7 @@ mod tests {
             issuer_source: IssuerSource::Eks,
             api_server_issuer: None,
             manage_oidc_provider: false,
+            restart_stale_pods: false,
             account_id: "1".into(),
             partition: "aws".into(),
             region: "us-east-1".into(),

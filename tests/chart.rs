@@ -232,6 +232,33 @@ fn chart_lints_renders_applies_and_matches_kustomize_and_rbac() {
         &["clusterName=my-cluster"],
         &[],
     ));
+    // Restarting workloads is granted only when asked for.
+    let restart_grants: BTreeSet<(String, String, String)> = [
+        ("apps", "replicasets", "get"),
+        ("apps", "deployments", "patch"),
+        ("apps", "statefulsets", "patch"),
+        ("apps", "daemonsets", "patch"),
+    ]
+    .iter()
+    .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string()))
+    .collect();
+    let role_grants = |docs: &[Value]| -> BTreeSet<(String, String, String)> {
+        docs.iter()
+            .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+            .flat_map(|d| grants(&d["rules"]))
+            .collect()
+    };
+    assert!(role_grants(&default).is_disjoint(&restart_grants));
+    let restarting = documents(&render(
+        "iam-operator",
+        "iam-operator",
+        &["clusterName=my-cluster", "restartStalePods=true"],
+        &[],
+    ));
+    assert!(
+        role_grants(&restarting).is_superset(&restart_grants),
+        "restartStalePods=true grants what restarting needs"
+    );
 
     // config/base builds to the same objects, plus its Namespace (Helm's
     // --create-namespace makes that one).

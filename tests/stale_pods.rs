@@ -121,3 +121,128 @@ async fn pods_started_before_the_binding_are_named_until_restarted() {
     let _ = operator.child.kill();
     let _ = operator.child.wait();
 }
+
+/// Waits until the Ready message of `resource` contains `words`.
+fn until_message(h: &Harness, ns: &str, resource: &str, words: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let (_, _, message) = h.ready_of(resource, ns);
+        if message.contains(words) {
+            return message;
+        }
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "{resource} never said {words:?}: {message}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+#[tokio::test]
+async fn a_workload_whose_pods_predate_the_binding_is_restarted_once_when_asked() {
+    let Some(h) = harness() else { return };
+    install(h);
+    let ns = h.fresh_namespace("restart");
+    // What the chart grants with restartStalePods: true, here for this
+    // namespace only.
+    let (sa_namespace, sa_name) = h
+        .operator_user
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'))
+        .expect("the operator runs as a ServiceAccount");
+    h.apply(
+        &ns,
+        &format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: restart-workloads}}\nrules:\n- apiGroups: [apps]\n  resources: [replicasets]\n  verbs: [get]\n- apiGroups: [apps]\n  resources: [deployments, statefulsets, daemonsets]\n  verbs: [get, patch]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: restart-workloads}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: restart-workloads}}\nsubjects:\n- {{kind: ServiceAccount, name: {sa_name}, namespace: {sa_namespace}}}\n"
+        ),
+    );
+    let mut operator = start_as(
+        h,
+        "restart-pods",
+        &[
+            "--watch-namespaces",
+            &ns,
+            "--restart-stale-pods",
+            "--resync-seconds",
+            "5",
+        ],
+    );
+    // A Deployment, its ReplicaSet and a pod of it from before the binding,
+    // written as their controllers would (the harness runs none).
+    h.kubectl(&["create", "serviceaccount", "web", "-n", &ns]);
+    let template = "  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      serviceAccountName: web\n      containers: [{name: app, image: registry.example/app:1}]\n";
+    h.apply(
+        &ns,
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n{template}"
+        ),
+    );
+    let uid = |kind: &str, name: &str| {
+        h.kubectl_json(&["get", kind, name, "-n", &ns])["metadata"]["uid"]
+            .as_str()
+            .expect("uid")
+            .to_string()
+    };
+    let owned_by = |kind: &str, name: &str, uid: &str| {
+        format!(
+            "  ownerReferences: [{{apiVersion: apps/v1, kind: {kind}, name: {name}, uid: {uid}, controller: true}}]\n"
+        )
+    };
+    h.apply(
+        &ns,
+        &format!(
+            "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: web-1\n{}spec:\n{template}",
+            owned_by("Deployment", "web", &uid("deployment", "web"))
+        ),
+    );
+    h.apply(
+        &ns,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-1-old\n{}spec:\n  serviceAccountName: web\n  containers: [{{name: app, image: registry.example/app:1}}]\n",
+            owned_by("ReplicaSet", "web-1", &uid("replicaset", "web-1"))
+        ),
+    );
+    h.apply(
+        &ns,
+        "apiVersion: iam-operator.io/v1alpha1\nkind: IamServiceAccount\nmetadata: {name: web}\nspec: {restartStalePods: true}\n",
+    );
+    let (status, _, message) = h.until_reason("isa/web", &ns, STALE, true);
+    assert_eq!(status, "False");
+    assert!(message.contains("restarting Deployment/web"), "{message}");
+    let role_arn = format!(
+        "arn:aws:iam::{}:role/{}",
+        h.account_id,
+        generated_role_name(h, &ns, "web")
+    );
+    let annotations = |h: &Harness| {
+        h.kubectl_json(&["get", "deployment", "web", "-n", &ns])["spec"]["template"]["metadata"]
+            ["annotations"]
+            .clone()
+    };
+    let restarted = annotations(h);
+    assert_eq!(
+        restarted["iam-operator.io/restarted-for"],
+        role_arn.as_str()
+    );
+    assert!(
+        restarted["kubectl.kubernetes.io/restartedAt"].is_string(),
+        "{restarted}"
+    );
+    // Looked at again while the rollout runs: not restarted a second time.
+    until_message(h, &ns, "isa/web", "was asked already");
+    assert_eq!(annotations(h), restarted, "restarted again");
+
+    // The rollout replaces the pod.
+    let ready = restart(
+        h,
+        &ns,
+        "isa/web",
+        "web-1-old",
+        &pod("web-2-new", "web", &[("AWS_ROLE_ARN", &role_arn)]),
+    );
+    support::figure(&format!(
+        "stale pods: Deployment restarted once (restartStalePods); Ready {ready:.1} s after its pod was replaced"
+    ));
+    let _ = operator.child.kill();
+    let _ = operator.child.wait();
+}

@@ -69,6 +69,13 @@ pub struct PodIdentityBindingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_session_tags: Option<bool>,
 
+    /// Restart the Deployments, StatefulSets and DaemonSets whose pods
+    /// started before the ServiceAccount was bound (as `kubectl rollout
+    /// restart` does), once per binding. Needs the operator to be allowed
+    /// to (`--restart-stale-pods`, chart `restartStalePods`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_stale_pods: Option<bool>,
+
     /// `Delete` (default) removes the association and the created role when
     /// this object is deleted; `Retain` keeps both.
     #[serde(default)]

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
@@ -20,6 +21,7 @@ use crate::policy::association_plan::ObservedAssociation;
 use crate::policy::plan::Step;
 use crate::policy::refusal::Refusal;
 use crate::policy::role_plan::RoleAction;
+use crate::policy::stale_pods::{RESTARTED_AT, RESTARTED_FOR, Workload};
 
 /// How long after a role's creation EKS refusing it counts as IAM still
 /// propagating. IAM documents "a few seconds"; past this bound the refusal
@@ -128,6 +130,9 @@ async fn run_step<K: ManagedKind>(
             let association = aws_step(&ctx.iam, &ctx.eks, cluster, step, created_now).await?;
             return Ok(StepDone::Changed(association));
         }
+        Step::RestartWorkload { workload, binding } => {
+            restart(ctx, &namespace, workload, binding).await?;
+        }
         Step::OidcProvider { arn, change } => {
             return match ctx.shared.change_provider(&ctx.iam, arn, change).await? {
                 true => Ok(StepDone::Changed(None)),
@@ -234,9 +239,54 @@ fn step_name(step: &Step) -> &'static str {
         Step::Role { action, .. } => action.operation(),
         Step::Association { action, .. } => action.operation(),
         Step::OidcProvider { change, .. } => change.operation(),
+        Step::RestartWorkload { .. } => "RestartWorkload",
         Step::AnnotateServiceAccount { .. } => "AnnotateServiceAccount",
         Step::ReleaseServiceAccount { .. } => "ReleaseServiceAccount",
         Step::DeleteServiceAccount { .. } => "DeleteServiceAccount",
+    }
+}
+
+/// What `kubectl rollout restart` does (a new pod template annotation),
+/// plus the binding it was for, so that it is asked once per binding.
+async fn restart(
+    ctx: &Context,
+    namespace: &str,
+    workload: &Workload,
+    binding: &str,
+) -> Result<(), Error> {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {
+        RESTARTED_AT: now,
+        RESTARTED_FOR: binding,
+    }}}}});
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let client = ctx.client.clone();
+    let name = &workload.name;
+    let patched = match workload.kind.as_str() {
+        "Deployment" => Api::<Deployment>::namespaced(client, namespace)
+            .patch(name, &params, &Patch::Merge(&patch))
+            .await
+            .map(drop),
+        "StatefulSet" => Api::<StatefulSet>::namespaced(client, namespace)
+            .patch(name, &params, &Patch::Merge(&patch))
+            .await
+            .map(drop),
+        _ => Api::<DaemonSet>::namespaced(client, namespace)
+            .patch(name, &params, &Patch::Merge(&patch))
+            .await
+            .map(drop),
+    };
+    match patched {
+        Ok(()) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 403 => Err(Error::Unexpected(format!(
+            "the operator may not restart {workload} ({}): it needs patch on deployments, \
+             statefulsets and daemonsets, which the chart grants with restartStalePods: true",
+            status.message
+        ))),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::ListParams;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -22,7 +23,7 @@ use crate::policy::ownership::Ownership;
 use crate::policy::plan::{ObservedRoles, Recorded, Subject, role_candidates};
 use crate::policy::role_plan::same_role_name;
 use crate::policy::service_account_plan::ObservedServiceAccount;
-use crate::policy::stale_pods::ObservedPod;
+use crate::policy::stale_pods::{ObservedPod, RESTARTED_FOR, Workload};
 
 /// The object as every plan needs it.
 pub fn subject_of<K: ManagedKind>(obj: &K, ctx: &Context) -> Subject {
@@ -140,6 +141,14 @@ pub async fn pods_of(
         .into_iter()
         .filter(live)
         .map(|pod| ObservedPod {
+            controller: pod
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true))
+                .map(|o| (o.kind.clone(), o.name.clone())),
+            workload: None,
             name: pod.name_any(),
             containers: pod
                 .spec
@@ -159,6 +168,72 @@ pub async fn pods_of(
                 .unwrap_or_default(),
         })
         .collect())
+}
+
+/// Finds the workload of each pod named in `stale` (a ReplicaSet's is its
+/// Deployment), with the binding its pod template was last restarted for.
+pub async fn workloads_of(
+    ctx: &Context,
+    namespace: &str,
+    pods: &mut [ObservedPod],
+    stale: &[String],
+) -> Result<(), Error> {
+    let mut read: BTreeMap<(String, String), Option<Workload>> = BTreeMap::new();
+    for pod in pods.iter_mut().filter(|p| stale.contains(&p.name)) {
+        let Some((kind, name)) = pod.controller.clone() else {
+            continue;
+        };
+        let (kind, name) = match kind.as_str() {
+            "ReplicaSet" => {
+                let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
+                let owner = api.get_opt(&name).await?.and_then(|rs| {
+                    rs.metadata
+                        .owner_references?
+                        .into_iter()
+                        .find(|o| o.controller == Some(true) && o.kind == "Deployment")
+                });
+                match owner {
+                    Some(deployment) => (deployment.kind, deployment.name),
+                    None => continue,
+                }
+            }
+            "StatefulSet" | "DaemonSet" => (kind, name),
+            _ => continue,
+        };
+        let key = (kind, name);
+        if let std::collections::btree_map::Entry::Vacant(slot) = read.entry(key.clone()) {
+            slot.insert(workload(ctx, namespace, &key.0, &key.1).await?);
+        }
+        pod.workload = read.get(&key).cloned().flatten();
+    }
+    Ok(())
+}
+
+async fn workload(
+    ctx: &Context,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+) -> Result<Option<Workload>, Error> {
+    let template_annotations = match kind {
+        "Deployment" => Api::<Deployment>::namespaced(ctx.client.clone(), namespace)
+            .get_opt(name)
+            .await?
+            .map(|d| d.spec.template.metadata.and_then(|m| m.annotations)),
+        "StatefulSet" => Api::<StatefulSet>::namespaced(ctx.client.clone(), namespace)
+            .get_opt(name)
+            .await?
+            .map(|d| d.spec.template.metadata.and_then(|m| m.annotations)),
+        _ => Api::<DaemonSet>::namespaced(ctx.client.clone(), namespace)
+            .get_opt(name)
+            .await?
+            .map(|d| d.spec.template.metadata.and_then(|m| m.annotations)),
+    };
+    Ok(template_annotations.map(|annotations| Workload {
+        kind: kind.to_string(),
+        name: name.to_string(),
+        restarted_for: annotations.and_then(|mut a| a.remove(RESTARTED_FOR)),
+    }))
 }
 
 /// A namespace's labels, for guardrails that grant by label selector.

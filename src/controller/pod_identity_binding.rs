@@ -12,7 +12,9 @@ use super::claim_index::ClaimIndex;
 use super::kind::Executed;
 use super::kind::ManagedKind;
 use super::kind::{ReadyStatus, ready_status_fields};
-use super::observe::{get_service_account, observe_roles_of, older_claim, pods_of, retained_role};
+use super::observe::{
+    get_service_account, observe_roles_of, older_claim, pods_of, retained_role, workloads_of,
+};
 use super::{Context, Error};
 use crate::api::{PodIdentityBinding, PodIdentityBindingStatus};
 use crate::aws::AwsError;
@@ -25,6 +27,7 @@ use crate::policy::plan::{Plan, Recorded, Subject};
 use crate::policy::pod_identity_agent::AgentState;
 use crate::policy::refusal::Refusal;
 use crate::policy::service_account_plan::ROLE_ARN;
+use crate::policy::stale_pods::{Binding, stale_pods};
 
 impl ManagedKind for PodIdentityBinding {
     const KIND: &'static str = crate::api::pod_identity_binding::KIND;
@@ -150,6 +153,11 @@ impl ManagedKind for PodIdentityBinding {
                     &observed.service_account_name,
                 )
                 .await?;
+                if desired.restart_stale_pods && ctx.settings.restart_stale_pods {
+                    let stale = stale_pods(&observed.pods, Binding::PodIdentity);
+                    let namespace = observed.subject.owner.namespace.clone();
+                    workloads_of(ctx, &namespace, &mut observed.pods, &stale).await?;
+                }
             }
         }
         observed.associations = match associations(ctx, &observed).await {

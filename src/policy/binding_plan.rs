@@ -16,7 +16,7 @@ use super::plan::{
 use super::pod_identity_agent::AgentState;
 use super::refusal::Refusal;
 use super::role_plan::{RoleSummary, plan_role, role_name_in_arn};
-use super::stale_pods::{Binding, ObservedPod, unless_pods_are_stale};
+use super::stale_pods::{Binding, ObservedPod, RestartWish, unless_pods_are_stale};
 use super::tenancy::{check_binding_guardrails, check_policy_grammar};
 use super::trust::pod_identity_trust_gaps;
 use crate::api::PodIdentityBindingSpec;
@@ -299,15 +299,24 @@ pub fn plan_binding(
                 }
                 _ => "",
             };
-            unless_pods_are_stale(
+            let (verdict, restarts) = unless_pods_are_stale(
                 Ok(format!(
                     "ServiceAccount {sa_name} gets role {role_arn}{target} through EKS Pod Identity{unscoped}"
                 )),
                 &observed.pods,
                 Binding::PodIdentity,
+                RestartWish {
+                    asked: desired.restart_stale_pods,
+                    allowed: defaults.restart_stale_pods,
+                },
                 sa_name,
                 &role_arn,
-            )
+            );
+            steps.extend(restarts.into_iter().map(|workload| Step::RestartWorkload {
+                workload,
+                binding: role_arn.clone(),
+            }));
+            verdict
         }
     };
     Plan {

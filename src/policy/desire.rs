@@ -44,6 +44,9 @@ pub struct Defaults {
     /// `--manage-oidc-provider`: create the cluster's IAM OIDC provider, and
     /// add audiences to one the operator made.
     pub manage_oidc_provider: bool,
+    /// `--restart-stale-pods`: objects may ask for their pods' workloads to
+    /// be restarted.
+    pub restart_stale_pods: bool,
     pub role_name_prefix: String,
     pub forced_role_path: Option<String>,
     /// The path of roles whose spec names none.
@@ -324,6 +327,8 @@ pub struct DesiredBinding {
     pub regional_role_name: Option<String>,
     pub target_role: Option<RoleArn>,
     pub disable_session_tags: bool,
+    /// `restartStalePods`.
+    pub restart_stale_pods: bool,
 }
 
 /// The binding a PodIdentityBinding asks for. The API server's CEL rules
@@ -416,6 +421,7 @@ pub fn desired_binding(
             role,
             target_role,
             disable_session_tags: spec.disable_session_tags.unwrap_or(false),
+            restart_stale_pods: spec.restart_stale_pods.unwrap_or(false),
         }),
         _ => Err(InvalidSpec(problems)),
     }

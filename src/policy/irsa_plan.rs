@@ -22,7 +22,7 @@ use super::role_plan::{
 use super::service_account_plan::{
     AnnotationPlan, ObservedServiceAccount, ROLE_ARN, plan_annotations, wanted_annotations,
 };
-use super::stale_pods::{Binding, ObservedPod, unless_pods_are_stale};
+use super::stale_pods::{Binding, ObservedPod, RestartWish, unless_pods_are_stale};
 use super::tenancy::{check_guardrails, check_policy_grammar};
 use super::trust::{
     TrustVerdict, irsa_trust_admits, irsa_trust_is_exactly, irsa_trust_policy,
@@ -51,6 +51,8 @@ pub struct DesiredIrsa {
     pub token_expiration_seconds: Option<i64>,
     /// Take over a role of the wanted name someone else made.
     pub adopt: bool,
+    /// `restartStalePods`.
+    pub restart_stale_pods: bool,
 }
 
 pub fn desired_irsa(
@@ -144,6 +146,7 @@ pub fn desired_irsa(
         sts_regional_endpoints: isa.spec.sts_regional_endpoints,
         token_expiration_seconds: isa.spec.token_expiration_seconds,
         adopt,
+        restart_stale_pods: isa.spec.restart_stale_pods.unwrap_or(false),
     })
 }
 
@@ -440,15 +443,23 @@ pub fn plan_irsa(
     for old in observed.roles.ours_except(owner, &in_use) {
         steps.extend(role_removal_steps(old));
     }
-    let verdict = unless_pods_are_stale(
+    let (verdict, restarts) = unless_pods_are_stale(
         verdict,
         &observed.pods,
         Binding::Irsa {
             role_arn: &role_arn,
         },
+        RestartWish {
+            asked: desired.restart_stale_pods,
+            allowed: defaults.restart_stale_pods,
+        },
         sa_name,
         &role_arn,
     );
+    steps.extend(restarts.into_iter().map(|workload| Step::RestartWorkload {
+        workload,
+        binding: role_arn.clone(),
+    }));
     let made = Recorded {
         roles: role_name.iter().cloned().collect(),
         ..Default::default()

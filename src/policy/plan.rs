@@ -15,6 +15,7 @@ use super::refusal::Refusal;
 use super::role_plan::{
     ObservedRole, RoleAction, RoleState, RoleSummary, plan_role_removal, same_role_name,
 };
+use super::stale_pods::Workload;
 
 /// Annotation on the object naming every role the operator made for it that
 /// may still exist. Written before a role is created, so that neither a
@@ -99,6 +100,9 @@ pub enum Step {
     /// One write to the cluster's IAM OIDC provider `arn`, shared by every
     /// object (see `crate::policy::provider_plan`).
     OidcProvider { arn: String, change: ProviderChange },
+    /// `kubectl rollout restart` of a workload whose pods predate the
+    /// binding, marked with the binding it was for.
+    RestartWorkload { workload: Workload, binding: String },
     /// Server-side apply of the annotations under the object's own field
     /// manager, creating the ServiceAccount (owned by `owner`) if missing.
     AnnotateServiceAccount {
@@ -126,6 +130,10 @@ impl Step {
                 },
             )),
             Step::Association { action, .. } => Some((action.operation(), action.describe())),
+            Step::RestartWorkload { workload, binding } => Some((
+                "RestartedWorkload",
+                format!("restarted {workload}: its pods started before the binding to {binding}"),
+            )),
             Step::OidcProvider { arn, change } => Some((
                 change.operation(),
                 match change {

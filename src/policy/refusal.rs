@@ -201,7 +201,7 @@ pub enum Refusal {
     #[error(
         "{count} pod{} of ServiceAccount {service_account} ({}{}) started before it was bound to \
          {role_arn}: {consequence}. Restart them (`kubectl rollout restart` of their Deployment, \
-         StatefulSet or DaemonSet)",
+         StatefulSet or DaemonSet){restarting}",
         if *count == 1 { "" } else { "s" },
         named.join(", "),
         match count.saturating_sub(named.len()) { 0 => String::new(), more => format!(" and {more} more") }
@@ -213,6 +213,8 @@ pub enum Refusal {
         /// The first few, by name.
         named: Vec<String>,
         consequence: &'static str,
+        /// What the operator does about it (`restartStalePods`), if anything.
+        restarting: String,
     },
 
     #[error("{0}")]

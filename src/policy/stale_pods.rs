@@ -18,12 +18,110 @@ pub const POD_IDENTITY_ENV: &str = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
 /// How many stale pods a message names; the count says the rest.
 pub const NAMED_AT_MOST: usize = 5;
 
+/// On a restarted workload's pod template: the binding the restart was for,
+/// so that it is asked once per binding, not at every look while the
+/// rollout runs.
+pub const RESTARTED_FOR: &str = "iam-operator.io/restarted-for";
+/// What `kubectl rollout restart` sets, which starts the rollout.
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
 /// A running (or starting) pod of the ServiceAccount, with what each of
 /// its containers was given of the variables above.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ObservedPod {
     pub name: String,
     pub containers: Vec<BTreeMap<String, String>>,
+    /// Its controller, as its owner references name it: (kind, name).
+    pub controller: Option<(String, String)>,
+    /// The Deployment, StatefulSet or DaemonSet it belongs to, when read
+    /// (only to restart it).
+    pub workload: Option<Workload>,
+}
+
+/// A workload `kubectl rollout restart` can restart.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Workload {
+    /// `Deployment`, `StatefulSet` or `DaemonSet`.
+    pub kind: String,
+    pub name: String,
+    /// Its pod template's `RESTARTED_FOR`, as read.
+    pub restarted_for: Option<String>,
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// Whether the object asked for its stale pods' workloads to be restarted,
+/// and whether the operator may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartWish {
+    pub asked: bool,
+    pub allowed: bool,
+}
+
+/// The workloads of `stale` pods to restart for `binding_id` (those not
+/// restarted for it already, each once), and what to tell about it.
+pub fn plan_restarts(
+    pods: &[ObservedPod],
+    stale: &[String],
+    wish: RestartWish,
+    binding_id: &str,
+) -> (Vec<Workload>, String) {
+    if stale.is_empty() || !wish.asked {
+        return (Vec::new(), String::new());
+    }
+    if !wish.allowed {
+        return (
+            Vec::new(),
+            "; spec.restartStalePods is set, but the operator is not allowed to restart \
+             workloads (start it with --restart-stale-pods; chart: restartStalePods: true)"
+                .into(),
+        );
+    }
+    let of_stale = || {
+        pods.iter()
+            .filter(|pod| stale.contains(&pod.name))
+            .filter_map(|pod| pod.workload.as_ref())
+    };
+    let mut restart: Vec<Workload> = of_stale()
+        .filter(|w| w.restarted_for.as_deref() != Some(binding_id))
+        .cloned()
+        .collect();
+    restart.sort();
+    restart.dedup_by(|a, b| a.kind == b.kind && a.name == b.name);
+    let mut asked_before: Vec<String> = of_stale()
+        .filter(|w| w.restarted_for.as_deref() == Some(binding_id))
+        .map(ToString::to_string)
+        .collect();
+    asked_before.sort();
+    asked_before.dedup();
+    let bare = pods
+        .iter()
+        .filter(|pod| stale.contains(&pod.name) && pod.workload.is_none())
+        .count();
+    let list = |items: Vec<String>| items.join(", ");
+    let mut note = String::new();
+    if !restart.is_empty() {
+        note += &format!(
+            "; restarting {} as spec.restartStalePods asks",
+            list(restart.iter().map(ToString::to_string).collect())
+        );
+    }
+    if !asked_before.is_empty() {
+        note += &format!(
+            "; a restart of {} for this binding was asked already and is rolling out",
+            list(asked_before)
+        );
+    }
+    if bare > 0 {
+        note += &format!(
+            "; {bare} of them belong to no Deployment, StatefulSet or DaemonSet: delete them"
+        );
+    }
+    (restart, note)
 }
 
 impl ObservedPod {
@@ -77,26 +175,33 @@ pub fn stale_pods(pods: &[ObservedPod], binding: Binding<'_>) -> Vec<String> {
 }
 
 /// `PodsNeedRestart` when pods of `service_account` were not created under
-/// `binding` (to `role_arn`); `Ok` passes a verdict through otherwise.
+/// `binding` (to `role_arn`), with the workloads to restart when the object
+/// asks; `Ok` passes a verdict through otherwise.
 pub fn unless_pods_are_stale(
     verdict: Result<String, Refusal>,
     pods: &[ObservedPod],
     binding: Binding<'_>,
+    wish: RestartWish,
     service_account: &str,
     role_arn: &str,
-) -> Result<String, Refusal> {
-    let ok = verdict?;
+) -> (Result<String, Refusal>, Vec<Workload>) {
+    let Ok(ok) = verdict else {
+        return (verdict, Vec::new());
+    };
     let stale = stale_pods(pods, binding);
     if stale.is_empty() {
-        return Ok(ok);
+        return (Ok(ok), Vec::new());
     }
-    Err(Refusal::PodsNeedRestart {
+    let (restart, restarting) = plan_restarts(pods, &stale, wish, role_arn);
+    let refusal = Refusal::PodsNeedRestart {
         service_account: service_account.to_string(),
         role_arn: role_arn.to_string(),
         count: stale.len(),
         named: stale.into_iter().take(NAMED_AT_MOST).collect(),
         consequence: binding.consequence(),
-    })
+        restarting,
+    };
+    (Err(refusal), restart)
 }
 
 #[cfg(test)]
@@ -112,6 +217,7 @@ mod tests {
                 .iter()
                 .map(|env| ObservedPod::credential_env(env.iter().map(|(k, v)| (*k, Some(*v)))))
                 .collect(),
+            ..Default::default()
         }
     }
 
@@ -145,12 +251,21 @@ mod tests {
         assert!(stale_pods(&[], Binding::PodIdentity).is_empty());
     }
 
+    const NO_RESTART: RestartWish = RestartWish {
+        asked: false,
+        allowed: true,
+    };
+
     #[test]
     fn stale_pods_turn_a_good_verdict_into_a_refusal_that_names_them() {
         let pods: Vec<ObservedPod> = (1..=7).map(|i| pod(&format!("web-{i}"), &[&[]])).collect();
         let irsa = Binding::Irsa { role_arn: ROLE };
-        let refusal =
-            unless_pods_are_stale(Ok("bound".into()), &pods, irsa, "web", ROLE).expect_err("stale");
+        let check = |verdict, pods: &[ObservedPod]| {
+            unless_pods_are_stale(verdict, pods, irsa, NO_RESTART, "web", ROLE)
+        };
+        let (verdict, restarts) = check(Ok("bound".into()), &pods);
+        assert!(restarts.is_empty(), "not asked");
+        let refusal = verdict.expect_err("stale");
         assert_eq!(refusal.reason(), "PodsNeedRestart");
         let message = refusal.to_string();
         for words in [
@@ -162,18 +277,81 @@ mod tests {
             assert!(message.contains(words), "{words:?} not in {message}");
         }
         assert!(!message.contains("web-6"), "{message}");
-        assert_eq!(
-            unless_pods_are_stale(Ok("bound".into()), &[], irsa, "web", ROLE),
-            Ok("bound".into())
-        );
+        assert_eq!(check(Ok("bound".into()), &[]).0, Ok("bound".into()));
         // A refusal already decided is kept: it says more.
         let earlier = Refusal::ServiceAccountNotFound {
             service_account: "web".into(),
             role_arn: ROLE.into(),
         };
+        assert_eq!(check(Err(earlier.clone()), &pods).0, Err(earlier));
+    }
+
+    fn of(
+        mut pod: ObservedPod,
+        kind: &str,
+        name: &str,
+        restarted_for: Option<&str>,
+    ) -> ObservedPod {
+        pod.workload = Some(Workload {
+            kind: kind.into(),
+            name: name.into(),
+            restarted_for: restarted_for.map(str::to_string),
+        });
+        pod
+    }
+
+    #[test]
+    fn each_workload_of_stale_pods_is_restarted_once_per_binding_and_only_when_asked_and_allowed() {
+        let pods = [
+            of(pod("web-a", &[&[]]), "Deployment", "web", None),
+            of(pod("web-b", &[&[]]), "Deployment", "web", None),
+            of(pod("db-0", &[&[]]), "StatefulSet", "db", Some(ROLE)),
+            of(
+                pod("fresh", &[&[(ROLE_ARN_ENV, ROLE)]]),
+                "Deployment",
+                "api",
+                None,
+            ),
+            pod("bare", &[&[]]),
+        ];
+        let stale = stale_pods(&pods, Binding::Irsa { role_arn: ROLE });
+        let asked = RestartWish {
+            asked: true,
+            allowed: true,
+        };
+        let (restart, note) = plan_restarts(&pods, &stale, asked, ROLE);
         assert_eq!(
-            unless_pods_are_stale(Err(earlier.clone()), &pods, irsa, "web", ROLE),
-            Err(earlier)
+            restart.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["Deployment/web"],
+            "once each; not the one restarted for this binding already; not a fresh pod's"
+        );
+        for words in [
+            "restarting Deployment/web",
+            "StatefulSet/db for this binding was asked already",
+            "1 of them belong to no Deployment",
+        ] {
+            assert!(note.contains(words), "{words:?} not in {note}");
+        }
+        // Restarted for another binding: restarted again for this one.
+        let (restart, _) =
+            plan_restarts(&pods, &stale, asked, "arn:aws:iam::123456789012:role/new");
+        assert_eq!(restart.len(), 2);
+        let (restart, note) = plan_restarts(
+            &pods,
+            &stale,
+            RestartWish {
+                asked: true,
+                allowed: false,
+            },
+            ROLE,
+        );
+        assert!(
+            restart.is_empty() && note.contains("--restart-stale-pods"),
+            "{note}"
+        );
+        assert_eq!(
+            plan_restarts(&pods, &stale, NO_RESTART, ROLE),
+            (Vec::new(), String::new())
         );
     }
 

@@ -74,4 +74,14 @@ Bound cluster-wide, or in the one watched namespace. */}}
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+{{- if .Values.restartStalePods }}
+# restartStalePods: a stale pod's ReplicaSet is read to find its Deployment,
+# and the workload's pod template is patched, as kubectl rollout restart does.
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets]
+  verbs: [get, patch]
+{{- end }}
 {{- end }}

@@ -575,12 +575,14 @@ fn pods_started_before_the_association_keep_the_binding_from_ready_but_not_its_w
             )]
             .into(),
         ],
+        ..Default::default()
     };
     seen.pods = vec![fresh.clone()];
     assert!(plan_binding(&want, &seen, &defaults()).verdict.is_ok());
     seen.pods.push(ObservedPod {
         name: "web-old".into(),
         containers: vec![Default::default()],
+        ..Default::default()
     });
     let plan = plan_binding(&want, &seen, &defaults());
     assert!(

@@ -118,6 +118,7 @@ fn operations(plan: &Plan<IamServiceAccountStatus>) -> Vec<String> {
             Step::DeleteServiceAccount { .. } => "DeleteSA".into(),
             Step::Association { action, .. } => action.operation().into(),
             Step::OidcProvider { change, .. } => change.operation().into(),
+            Step::RestartWorkload { workload, .. } => format!("Restart:{workload}"),
         })
         .collect()
 }
@@ -922,6 +923,7 @@ fn pods_without_the_roles_variables_keep_the_object_from_ready_but_not_its_work(
             role.map(|r| [(ROLE_ARN_ENV.to_string(), r.to_string())].into())
                 .unwrap_or_default(),
         ],
+        ..Default::default()
     };
     seen.pods = vec![pod("web-after", Some(&arn))];
     assert!(plan_irsa(&want, &seen, &defaults()).verdict.is_ok());
