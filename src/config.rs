@@ -159,6 +159,18 @@ pub struct Args {
     )]
     pub manage_oidc_provider: bool,
 
+    /// The audiences `--manage-oidc-provider` may make the provider for or
+    /// add to it (comma separated): any other is reported, not added, as
+    /// every role trusting the issuer without an audience condition would
+    /// accept tokens minted for it.
+    #[arg(
+        long,
+        env = "IAM_OPERATOR_OIDC_PROVIDER_AUDIENCES",
+        value_delimiter = ',',
+        default_value = "sts.amazonaws.com"
+    )]
+    pub oidc_provider_audiences: Vec<String>,
+
     /// Let objects ask (`restartStalePods`) for the workloads of pods that
     /// started before their binding to be restarted; off: such pods are
     /// only named. Needs RBAC to patch Deployments, StatefulSets and
@@ -209,6 +221,7 @@ pub struct Settings {
     /// Read from the API server's discovery document at start.
     pub api_server_issuer: Option<String>,
     pub manage_oidc_provider: bool,
+    pub oidc_provider_audiences: Vec<String>,
     pub restart_stale_pods: bool,
     pub account_id: String,
     pub partition: String,
@@ -245,6 +258,7 @@ impl Settings {
             issuer_source: self.issuer_source,
             api_server_issuer: self.api_server_issuer.clone(),
             manage_oidc_provider: self.manage_oidc_provider,
+            oidc_provider_audiences: self.oidc_provider_audiences.clone(),
             restart_stale_pods: self.restart_stale_pods,
             forced_role_path: self.forced_role_path.clone(),
             guardrails,
@@ -351,6 +365,7 @@ mod tests {
             issuer_source: IssuerSource::Eks,
             api_server_issuer: None,
             manage_oidc_provider: false,
+            oidc_provider_audiences: Vec::new(),
             restart_stale_pods: false,
             account_id: "1".into(),
             partition: "aws".into(),

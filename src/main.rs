@@ -183,6 +183,7 @@ async fn run(args: Args) -> Result<(), String> {
         },
         api_server_issuer,
         manage_oidc_provider: args.manage_oidc_provider,
+        oidc_provider_audiences: args.oidc_provider_audiences.clone(),
         restart_stale_pods: args.restart_stale_pods,
         account_id,
         partition: partition_for_region(&region).to_string(),

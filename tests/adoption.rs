@@ -131,7 +131,7 @@ async fn a_role_made_elsewhere_is_taken_over_only_when_asked_granted_and_exactly
     let (status, _, message) = h.until_reason("isa/app", &granted, "Synced", false);
     assert_eq!(status, "True");
     assert!(
-        message.contains("adopted") && message.contains("exactly this object's"),
+        message.contains("adoptRole: whoever made it") && message.contains("exactly this object's"),
         "{message}"
     );
     let writes = writes_to_role(mark);

@@ -71,6 +71,8 @@ async fn a_managed_provider_is_made_once_given_audiences_and_never_deleted() {
             "--manage-oidc-provider",
             "--oidc-issuer",
             &h.issuer,
+            "--oidc-provider-audiences",
+            "sts.amazonaws.com,burst.example.com,vault.example.com,other.example.com",
         ],
     );
     let key = operator.access_key.clone();
@@ -82,9 +84,10 @@ async fn a_managed_provider_is_made_once_given_audiences_and_never_deleted() {
             .count()
     };
 
-    // Three objects at once, the provider missing: made once, tagged.
+    // Three objects at once, the provider missing, two audiences: made
+    // once, tagged, and given the other audience by whichever came second.
     let burst: String = (1..=3)
-        .map(|i| isa(&format!("app-{i}"), None))
+        .map(|i| isa(&format!("app-{i}"), (i == 3).then_some("burst.example.com")))
         .collect::<Vec<_>>()
         .join("---\n");
     h.apply(&ns, &burst);
@@ -93,7 +96,14 @@ async fn a_managed_provider_is_made_once_given_audiences_and_never_deleted() {
     }
     assert_eq!(operators_calls("CreateOpenIDConnectProvider"), 1);
     let (client_ids, tags) = provider(&iam, &arn).await.expect("the provider was made");
-    assert_eq!(client_ids, [ISSUER_AUDIENCE]);
+    let client_ids: std::collections::BTreeSet<String> = client_ids.into_iter().collect();
+    assert_eq!(
+        client_ids,
+        [ISSUER_AUDIENCE, "burst.example.com"]
+            .map(String::from)
+            .into(),
+        "each object's audience is on the provider it was made Ready with"
+    );
     for (key, value) in [
         ("iam-operator.io/managed-by", "iam-operator"),
         ("iam-operator.io/cluster", h.cluster_name.as_str()),
@@ -116,8 +126,17 @@ async fn a_managed_provider_is_made_once_given_audiences_and_never_deleted() {
     h.apply(&ns, &isa("vault", Some("vault.example.com")));
     h.until_reason("isa/vault", &ns, "Synced", false);
     let (client_ids, _) = provider(&iam, &arn).await.expect("provider");
-    assert_eq!(client_ids, [ISSUER_AUDIENCE, "vault.example.com"]);
-    assert_eq!(operators_calls("AddClientIDToOpenIDConnectProvider"), 1);
+    assert!(
+        client_ids.contains(&"vault.example.com".to_string()),
+        "{client_ids:?}"
+    );
+    assert_eq!(operators_calls("AddClientIDToOpenIDConnectProvider"), 2);
+
+    // An audience the platform did not list is never added.
+    h.apply(&ns, &isa("tenant", Some("tenant.example.com")));
+    let (_, _, message) = h.until_reason("isa/tenant", &ns, "AudienceNotAllowed", true);
+    assert!(message.contains("--oidc-provider-audiences"), "{message}");
+    assert_eq!(operators_calls("AddClientIDToOpenIDConnectProvider"), 2);
 
     // Deleting every object leaves the provider: roles made by others may
     // trust it.
@@ -173,7 +192,7 @@ async fn a_managed_provider_is_made_once_given_audiences_and_never_deleted() {
         "someone else's provider was tagged: {tags:?}"
     );
     support::figure(&format!(
-        "oidc provider: 3 objects at once made it with {} CreateOpenIDConnectProvider; a new audience took {} AddClientIDToOpenIDConnectProvider; a foreign provider got 0 writes",
+        "oidc provider: 3 objects at once (2 audiences) made it with {} CreateOpenIDConnectProvider; their second audience and a later one took {} AddClientIDToOpenIDConnectProvider; an unlisted audience and a foreign provider got 0 writes",
         operators_calls("CreateOpenIDConnectProvider"),
         operators_calls("AddClientIDToOpenIDConnectProvider"),
     ));

@@ -57,6 +57,7 @@ pub async fn execute<K: ManagedKind>(
                 }
                 changes.extend(step.event());
             }
+            Ok(StepDone::ChangedInstead(made)) => changes.extend(made.event()),
             Ok(StepDone::AlreadySo) => {}
             Err(e) => {
                 outcome = Err(e);
@@ -74,6 +75,8 @@ pub async fn execute<K: ManagedKind>(
 enum StepDone {
     /// With the association after a create or an update.
     Changed(Option<ObservedAssociation>),
+    /// Another change than the step's was needed, and made.
+    ChangedInstead(Step),
     /// What the step would remove was gone already.
     AlreadySo,
 }
@@ -134,10 +137,27 @@ async fn run_step<K: ManagedKind>(
             restart(ctx, &namespace, workload, binding).await?;
         }
         Step::OidcProvider { arn, change } => {
-            return match ctx.shared.change_provider(&ctx.iam, arn, change).await? {
-                true => Ok(StepDone::Changed(None)),
-                false => Ok(StepDone::AlreadySo),
-            };
+            let settings = &ctx.settings;
+            let changed = ctx
+                .shared
+                .change_provider(
+                    &ctx.iam,
+                    arn,
+                    change,
+                    &settings.cluster_name,
+                    &settings.region,
+                )
+                .await?;
+            return Ok(match changed {
+                Some(made) if made == *change => StepDone::Changed(None),
+                // Another reconcile made the provider meanwhile: this one
+                // added its audience instead, and says so.
+                Some(made) => StepDone::ChangedInstead(Step::OidcProvider {
+                    arn: arn.clone(),
+                    change: made,
+                }),
+                None => StepDone::AlreadySo,
+            });
         }
         Step::AnnotateServiceAccount {
             name,

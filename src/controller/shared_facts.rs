@@ -9,12 +9,15 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::Error;
 use crate::aws::error::AwsError;
 use crate::aws::{Eks, Iam};
 use crate::config::AgentSource;
 use crate::policy::issuer::issuers_differ;
 use crate::policy::pod_identity_agent::{AGENT_ADDON, AgentProblem, AgentState};
-use crate::policy::provider_plan::{ObservedProvider, ProviderChange};
+use crate::policy::provider_plan::{
+    ObservedProvider, ProviderChange, ProviderWanted, plan_provider,
+};
 
 /// How long a provider that admitted an audience is trusted to still do
 /// so: a provider deleted or narrowed in IAM shows at the first reconcile
@@ -265,56 +268,115 @@ impl SharedFacts {
         if let Some(provider) = still_admits(cached.as_ref(), audience, Instant::now()) {
             return Ok(Some(provider));
         }
+        let read_at = Instant::now();
         let provider = iam.oidc_provider(provider_arn).await?;
-        self.remember_provider(provider_arn, provider.clone());
+        self.remember_provider(provider_arn, provider.clone(), read_at);
         Ok(provider)
     }
 
     /// Makes `change` to the provider unless a reconcile that held the lock
     /// before this one made it already: objects created together with a
-    /// provider missing make it once. `false` when nothing was changed.
+    /// provider missing make it once. A provider that appeared meanwhile
+    /// (made by another reconcile, or by someone else) is read and judged
+    /// again: given the audience if it is this cluster's, else the object is
+    /// refused as if it had been there from the start. The change made, if
+    /// any.
     pub async fn change_provider(
         &self,
         iam: &Iam,
         provider_arn: &str,
         change: &ProviderChange,
-    ) -> Result<bool, AwsError> {
+        cluster: &str,
+        region: &str,
+    ) -> Result<Option<ProviderChange>, Error> {
         let _one_write = self.provider_writes.lock().await;
-        let cached = self.lock_providers().get(provider_arn).cloned();
-        if already_made(cached.as_ref(), change) {
-            return Ok(false);
-        }
-        let changed = iam.change_oidc_provider(provider_arn, change).await?;
-        // What IAM holds now, as far as this write tells: a provider found
-        // existing instead of made is read again by the next reconcile.
-        let after = match (change, changed) {
-            (
-                ProviderChange::Create {
-                    client_id, tags, ..
-                },
-                true,
-            ) => Some(ObservedProvider {
-                client_ids: vec![client_id.clone()],
-                tags: tags.clone(),
-            }),
-            (ProviderChange::AddClientId { client_id }, _) => cached.map(|read| {
-                let mut provider = read.provider;
-                provider.client_ids.push(client_id.clone());
-                provider
-            }),
-            (ProviderChange::Create { .. }, false) => None,
+        let client_id = change.client_id();
+        // Planned for this audience only because the platform lists it.
+        let listed = [client_id.to_string()];
+        let wanted = ProviderWanted {
+            issuer: "",
+            provider_arn,
+            audience: client_id,
+            cluster,
+            region,
+            manage: true,
+            managed_audiences: &listed,
         };
-        match after {
-            Some(provider) => self.remember_provider(provider_arn, Some(provider)),
-            None => {
-                self.lock_providers().remove(provider_arn);
+        let cached = self.lock_providers().get(provider_arn).cloned();
+        let change = match (change, &cached) {
+            (ProviderChange::Create { .. }, Some(read)) => {
+                match plan_provider(Some(&read.provider), &wanted)? {
+                    Some(add) => add,
+                    None => return Ok(None),
+                }
+            }
+            (ProviderChange::AddClientId { .. }, Some(read))
+                if read.provider.client_ids.iter().any(|id| id == client_id) =>
+            {
+                return Ok(None);
+            }
+            _ => change.clone(),
+        };
+        if iam.change_oidc_provider(provider_arn, &change).await? {
+            self.remember_written(provider_arn, &change, cached.map(|read| read.provider));
+            return Ok(Some(change));
+        }
+        // Created by someone else since this reconcile read it missing.
+        let found = iam.oidc_provider(provider_arn).await?;
+        self.remember_provider(provider_arn, found.clone(), Instant::now());
+        let Some(found) = found else {
+            return Err(Error::Unexpected(format!(
+                "IAM answered that OIDC provider {provider_arn} exists, then that it does not"
+            )));
+        };
+        match plan_provider(Some(&found), &wanted)? {
+            None => Ok(None),
+            Some(add) => {
+                iam.change_oidc_provider(provider_arn, &add).await?;
+                self.remember_written(provider_arn, &add, Some(found));
+                Ok(Some(add))
             }
         }
-        Ok(changed)
     }
 
-    fn remember_provider(&self, provider_arn: &str, provider: Option<ObservedProvider>) {
+    /// What IAM holds after `change` was made to `before`.
+    fn remember_written(
+        &self,
+        provider_arn: &str,
+        change: &ProviderChange,
+        before: Option<ObservedProvider>,
+    ) {
+        let after = match change {
+            ProviderChange::Create {
+                client_id, tags, ..
+            } => ObservedProvider {
+                client_ids: vec![client_id.clone()],
+                tags: tags.clone(),
+            },
+            ProviderChange::AddClientId { client_id } => {
+                let mut provider = before.unwrap_or_default();
+                provider.client_ids.push(client_id.clone());
+                provider
+            }
+        };
+        self.remember_provider(provider_arn, Some(after), Instant::now());
+    }
+
+    /// Keeps what a read that started at `read_at` found, unless a write
+    /// since then knows better.
+    fn remember_provider(
+        &self,
+        provider_arn: &str,
+        provider: Option<ObservedProvider>,
+        read_at: Instant,
+    ) {
         let mut providers = self.lock_providers();
+        if providers
+            .get(provider_arn)
+            .is_some_and(|kept| kept.at > read_at)
+        {
+            return;
+        }
         match provider {
             Some(provider) => {
                 providers.insert(
@@ -357,17 +419,6 @@ fn still_admits(
     (fresh && read.provider.client_ids.iter().any(|a| a == audience)).then(|| read.provider.clone())
 }
 
-/// Whether a write made while this one waited for the lock did `change`.
-fn already_made(read: Option<&ProviderRead>, change: &ProviderChange) -> bool {
-    match (read, change) {
-        (None, _) => false,
-        (Some(_), ProviderChange::Create { .. }) => true,
-        (Some(read), ProviderChange::AddClientId { client_id }) => {
-            read.provider.client_ids.contains(client_id)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -376,12 +427,12 @@ mod tests {
 
     use super::{
         AGENT_FRESH_FOR, AGENT_MISSING_FRESH_FOR, AgentAnswer, ISSUER_DOUBTED_FOR,
-        ISSUER_FRESH_FOR, IssuerRead, PROVIDER_FRESH_FOR, ProviderRead, SharedFacts, already_made,
-        still_admits, unreadable_as_state,
+        ISSUER_FRESH_FOR, IssuerRead, PROVIDER_FRESH_FOR, ProviderRead, SharedFacts, still_admits,
+        unreadable_as_state,
     };
     use crate::aws::error::{AwsError, classify};
     use crate::policy::pod_identity_agent::{AgentProblem, AgentState};
-    use crate::policy::provider_plan::{ObservedProvider, ProviderChange};
+    use crate::policy::provider_plan::ObservedProvider;
 
     fn throttled() -> AwsError {
         AwsError {
@@ -482,21 +533,21 @@ mod tests {
     }
 
     #[test]
-    fn a_provider_write_another_reconcile_made_meanwhile_is_not_made_again() {
-        let read = read_at(Instant::now());
-        let create = ProviderChange::Create {
-            url: "https://issuer".into(),
-            client_id: "sts.amazonaws.com".into(),
-            tags: Default::default(),
-        };
-        let add = |id: &str| ProviderChange::AddClientId {
-            client_id: id.into(),
-        };
-        assert!(!already_made(None, &create));
-        assert!(already_made(Some(&read), &create));
-        assert!(already_made(Some(&read), &add("vault")));
-        assert!(!already_made(Some(&read), &add("other")));
-        assert!(!already_made(None, &add("vault")));
+    fn a_read_that_started_before_a_write_does_not_undo_what_the_write_kept() {
+        let facts = SharedFacts::default();
+        let arn = "arn:aws:iam::123456789012:oidc-provider/issuer";
+        let read_started = Instant::now();
+        facts.remember_provider(arn, Some(read_at(Instant::now()).provider), Instant::now());
+        facts.remember_provider(arn, None, read_started);
+        assert!(
+            facts.lock_providers().contains_key(arn),
+            "the older read said missing"
+        );
+        facts.remember_provider(arn, None, Instant::now());
+        assert!(
+            !facts.lock_providers().contains_key(arn),
+            "a newer read does"
+        );
     }
 
     #[test]

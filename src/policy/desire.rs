@@ -44,6 +44,8 @@ pub struct Defaults {
     /// `--manage-oidc-provider`: create the cluster's IAM OIDC provider, and
     /// add audiences to one the operator made.
     pub manage_oidc_provider: bool,
+    /// `--oidc-provider-audiences`: what it may make or add there.
+    pub oidc_provider_audiences: Vec<String>,
     /// `--restart-stale-pods`: objects may ask for their pods' workloads to
     /// be restarted.
     pub restart_stale_pods: bool,

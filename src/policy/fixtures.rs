@@ -18,6 +18,7 @@ pub fn defaults() -> Defaults {
         issuer_source: IssuerSource::Eks,
         api_server_issuer: Some(ISSUER.into()),
         manage_oidc_provider: false,
+        oidc_provider_audiences: vec!["sts.amazonaws.com".into()],
         restart_stale_pods: false,
         role_name_prefix: String::new(),
         forced_role_path: None,

@@ -362,14 +362,14 @@ impl Guardrails {
             .any(|g| g.selector.is_some())
     }
 
-    /// Every existing-role pattern any namespace is granted: the roles the
-    /// operator's own policy must let it hand to EKS.
     /// Whether any namespace may adopt roles: the operator's AWS policy then
     /// lets it tag an untagged role as its own.
     pub fn adoption_granted(&self) -> bool {
         self.document.namespaces.iter().any(|g| g.adopt_roles)
     }
 
+    /// Every existing-role pattern any namespace is granted: the roles the
+    /// operator's own policy must let it hand to EKS.
     pub fn granted_role_arns(&self) -> Vec<String> {
         let mut all: Vec<String> = self
             .document

@@ -271,6 +271,7 @@ pub fn plan_irsa(
         cluster: &observed.subject.owner.cluster,
         region: &observed.subject.owner.region,
         manage: defaults.manage_oidc_provider,
+        managed_audiences: &defaults.oidc_provider_audiences,
     };
     let provider_step = match plan_provider(observed.provider.as_ref(), &provider_wanted) {
         Ok(change) => change.map(|change| Step::OidcProvider {
@@ -356,9 +357,9 @@ pub fn plan_irsa(
     let mut annotate = None;
     let adopted_note = match desired.adopt {
         true => {
-            " (adopted: the operator owns this role now, so its trust, tags and policies are \
-             exactly this object's, and deleting the object deletes it unless deletionPolicy is \
-             Retain)"
+            " (adoptRole: whoever made it, this role is the operator's now, so its trust, tags \
+             and policies are exactly this object's, and deleting the object deletes it unless \
+             deletionPolicy is Retain)"
         }
         false => "",
     };
@@ -572,7 +573,8 @@ fn foreign_role_detail(
                 "(that role does trust this ServiceAccount, but it is not the role this object manages)".into()
             } else {
                 format!(
-                    "(its trust policy does not admit system:serviceaccount:{namespace}:{sa}: {})",
+                    "(its trust policy does not admit {}: {})",
+                    service_account_subject(namespace, sa),
                     verdict.explain()
                 )
             }

@@ -459,27 +459,15 @@ pub fn render(inputs: &OperatorPolicyInputs) -> Result<Value, OperatorPolicyErro
         let region = &inputs.region;
         statements.extend([
             json!({
-                // Only the cluster's issuer, and only tagged as the cluster's.
+                // Only the configured issuer's provider, or (issuer read from
+                // EKS) one of the region's EKS issuers, and only tagged as
+                // this cluster's.
                 "Sid": "CreateThisClustersOidcProviderTaggedForIt",
                 "Effect": "Allow",
                 "Action": "iam:CreateOpenIDConnectProvider",
                 "Resource": &provider,
                 "Condition": {
                     "StringEquals": { &request_tag: cluster, &request_region_tag: region },
-                },
-            }),
-            json!({
-                "Sid": "TagOnlyThisClustersOidcProviderAsItsOwn",
-                "Effect": "Allow",
-                "Action": "iam:TagOpenIDConnectProvider",
-                "Resource": &provider,
-                "Condition": {
-                    "StringEquals": {
-                        &resource_tag: cluster,
-                        &resource_region_tag: region,
-                        &request_tag: cluster,
-                        &request_region_tag: region,
-                    },
                 },
             }),
             json!({
@@ -1085,10 +1073,9 @@ mod tests {
                 add["Condition"]["StringEquals"]["aws:ResourceTag/iam-operator.io/cluster"],
                 "my-cluster"
             );
-            let tag = statement(&policy, "TagOnlyThisClustersOidcProviderAsItsOwn");
-            assert_eq!(
-                tag["Condition"]["StringEquals"]["aws:ResourceTag/iam-operator.io/cluster"],
-                "my-cluster"
+            assert!(
+                !policy.to_string().contains("iam:TagOpenIDConnectProvider"),
+                "the provider is tagged in its create, never afterwards"
             );
             assert!(
                 !policy

@@ -303,8 +303,6 @@ pub fn role_in_use<'a>(
     (desired.clone(), existing)
 }
 
-/// The names a role of the object may have: recorded, in status, and the
-/// one the spec asks for; each once, whatever its case.
 /// The existing role `field` names, as read (`None`: absent). IAM finds a
 /// role by its name without case, so a role of ours named in other letters
 /// is still borrowed; past that, only the exact ARN is the role asked for
@@ -338,6 +336,8 @@ pub fn existing_role<'a>(
     }
 }
 
+/// The names a role of the object may have: recorded, in status, and the
+/// one the spec asks for; each once, whatever its case.
 pub fn role_candidates<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut unique: Vec<String> = Vec::new();
     for name in names {

@@ -34,6 +34,14 @@ pub enum ProviderChange {
 }
 
 impl ProviderChange {
+    /// The audience the change is for.
+    pub fn client_id(&self) -> &str {
+        match self {
+            ProviderChange::Create { client_id, .. }
+            | ProviderChange::AddClientId { client_id } => client_id,
+        }
+    }
+
     pub fn operation(&self) -> &'static str {
         match self {
             ProviderChange::Create { .. } => "CreateOpenIDConnectProvider",
@@ -50,6 +58,33 @@ pub struct ProviderWanted<'a> {
     pub cluster: &'a str,
     pub region: &'a str,
     pub manage: bool,
+    /// The audiences the operator may make the provider for or add to it
+    /// (`--oidc-provider-audiences`): a platform's choice, not a tenant's.
+    pub managed_audiences: &'a [String],
+}
+
+impl ProviderWanted<'_> {
+    fn audience_managed(&self) -> bool {
+        self.managed_audiences.iter().any(|a| a == self.audience)
+    }
+
+    /// Why a provider the operator manages was not made or changed for
+    /// this audience; empty when it does not manage providers.
+    fn unmanaged(&self, what: &str) -> String {
+        if !self.manage {
+            return String::new();
+        }
+        if !self.audience_managed() {
+            return format!(
+                " (the operator manages the provider, but {what} only for the audiences \
+                 --oidc-provider-audiences lists: {})",
+                self.managed_audiences.join(", ")
+            );
+        }
+        " (the operator manages OIDC providers, but adds client IDs only to one it made for \
+         this cluster, and it did not create this one)"
+            .into()
+    }
 }
 
 /// The tags of a provider the operator makes for `cluster`.
@@ -74,7 +109,7 @@ pub fn plan_provider(
     wanted: &ProviderWanted<'_>,
 ) -> Result<Option<ProviderChange>, Refusal> {
     let Some(provider) = observed else {
-        if wanted.manage {
+        if wanted.manage && wanted.audience_managed() {
             // The URL as IAM names the provider, so that the ARN read
             // before and after is the one made.
             return Ok(Some(ProviderChange::Create {
@@ -88,13 +123,14 @@ pub fn plan_provider(
             provider_arn: wanted.provider_arn.to_string(),
             audience: wanted.audience.to_string(),
             cluster: wanted.cluster.to_string(),
+            not_made: wanted.unmanaged("makes it"),
         });
     };
     if provider.client_ids.iter().any(|id| id == wanted.audience) {
         return Ok(None);
     }
     let ours = is_ours(provider, wanted.cluster, wanted.region);
-    if wanted.manage && ours {
+    if wanted.manage && wanted.audience_managed() && ours {
         return Ok(Some(ProviderChange::AddClientId {
             client_id: wanted.audience.to_string(),
         }));
@@ -103,7 +139,7 @@ pub fn plan_provider(
         provider_arn: wanted.provider_arn.to_string(),
         audience: wanted.audience.to_string(),
         allowed: provider.client_ids.clone(),
-        left_alone: wanted.manage && !ours,
+        not_added: wanted.unmanaged("adds client IDs"),
     })
 }
 
@@ -115,6 +151,11 @@ mod tests {
     const ARN: &str =
         "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC";
 
+    fn managed() -> &'static [String] {
+        static AUDIENCES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        AUDIENCES.get_or_init(|| vec!["sts.amazonaws.com".into(), "vault".into()])
+    }
+
     fn wanted(manage: bool, audience: &str) -> ProviderWanted<'_> {
         ProviderWanted {
             issuer: ISSUER,
@@ -123,6 +164,7 @@ mod tests {
             cluster: "prod",
             region: "us-east-1",
             manage,
+            managed_audiences: managed(),
         }
     }
 
@@ -179,5 +221,26 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn only_the_audiences_the_platform_lists_are_made_or_added() {
+        let refusal = plan_provider(None, &wanted(true, "tenant.example.com")).unwrap_err();
+        assert_eq!(refusal.reason(), "OIDCProviderNotFound");
+        assert!(
+            refusal
+                .to_string()
+                .contains("--oidc-provider-audiences lists: sts.amazonaws.com, vault"),
+            "{refusal}"
+        );
+        let ours = provider(&["sts.amazonaws.com"], provider_tags("prod", "us-east-1"));
+        let refusal = plan_provider(Some(&ours), &wanted(true, "tenant.example.com")).unwrap_err();
+        assert_eq!(refusal.reason(), "AudienceNotAllowed");
+        assert!(
+            refusal
+                .to_string()
+                .contains("adds client IDs only for the audiences"),
+            "{refusal}"
+        );
     }
 }

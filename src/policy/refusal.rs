@@ -56,13 +56,15 @@ pub enum Refusal {
          \"InvalidIdentityToken: No OpenIDConnect provider found in your account\". Create the IAM OIDC \
          provider {provider_arn} with client ID {audience} (for example `eksctl utils \
          associate-iam-oidc-provider --cluster {cluster} --approve`), or let the operator make it \
-         (--manage-oidc-provider)"
+         (--manage-oidc-provider){not_made}"
     )]
     OidcProviderNotFound {
         issuer: String,
         provider_arn: String,
         audience: String,
         cluster: String,
+        /// Why the operator, managing the provider, did not make it.
+        not_made: String,
     },
 
     #[error(
@@ -70,20 +72,14 @@ pub enum Refusal {
          ServiceAccount's tokens carry audience {audience}; add {audience} to the provider's client IDs \
          (aws iam add-client-id-to-open-id-connect-provider) or set spec.audience to one it lists{}",
         allowed.join(", "),
-        if *left_alone {
-            " (the operator manages OIDC providers, but adds client IDs only to one it made for this \
-             cluster, and it did not create this one)"
-        } else {
-            ""
-        }
+        not_added
     )]
     AudienceNotAllowed {
         provider_arn: String,
         audience: String,
         allowed: Vec<String>,
-        /// `--manage-oidc-provider` is on, but the provider is not the
-        /// operator's to change.
-        left_alone: bool,
+        /// Why the operator, managing the provider, did not add it.
+        not_added: String,
     },
 
     #[error(
@@ -463,6 +459,7 @@ mod tests {
             provider_arn: "arn:aws:iam::1:oidc-provider/oidc.example/id/1".into(),
             audience: "sts.amazonaws.com".into(),
             cluster: "prod".into(),
+            not_made: String::new(),
         };
         assert!(
             e.to_string()
@@ -473,7 +470,7 @@ mod tests {
             provider_arn: "p".into(),
             audience: "sts.amazonaws.com".into(),
             allowed: vec!["sts.amazon.com".into()],
-            left_alone: false,
+            not_added: String::new(),
         };
         assert!(e.to_string().contains("Incorrect token audience"));
         assert!(e.to_string().contains("sts.amazon.com"));

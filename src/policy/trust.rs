@@ -71,11 +71,13 @@ pub fn irsa_trust_policy(
 }
 
 /// Whether a role's trust admits tokens of exactly one ServiceAccount and
-/// nothing else: each Allow statement is web identity from `provider_arn`
-/// only (no other principal, no other action), this ServiceAccount's token
-/// is admitted, and a token of another name in the namespace, or of the
-/// same name in another namespace, is not (a wildcard or a list would let
-/// it in). `Err` says why not, for a person to read.
+/// nothing else, proven from the document's shape rather than by trying
+/// other subjects: every Allow statement is `sts:AssumeRoleWithWebIdentity`
+/// from `provider_arn` alone, with a condition on `<issuer>:sub` that names
+/// this ServiceAccount and only it (`StringEquals`, or `StringLike` without
+/// `*` or `?`), and no condition the operator does not model; and this
+/// ServiceAccount's token is admitted (no Deny takes it away). `Err` says
+/// why not, for a person to read.
 pub fn irsa_trust_is_exactly(
     doc: &PolicyDocument,
     provider_arn: &str,
@@ -84,8 +86,13 @@ pub fn irsa_trust_is_exactly(
     service_account: &str,
     audience: &str,
 ) -> Result<(), String> {
-    let only_our_web_identity = |st: &&Map<String, Value>| {
-        let principal_is_provider = match st.get("Principal") {
+    let subject = service_account_subject(namespace, service_account);
+    let host = issuer_host_path(issuer_url);
+    let sub_key = format!("{host}:sub");
+    let aud_key = format!("{host}:aud");
+    for statement in doc.statements().filter(|st| effect_is(st, "Allow")) {
+        let shown = || Value::Object(statement.clone()).to_string();
+        let principal_is_provider = match statement.get("Principal") {
             Some(Value::Object(kinds)) => {
                 kinds.len() == 1
                     && kinds.get("Federated").is_some_and(|ids| {
@@ -94,51 +101,76 @@ pub fn irsa_trust_is_exactly(
             }
             _ => false,
         };
-        let actions_are_web_identity = st.get("Action").is_some_and(|actions| {
+        let actions_are_web_identity = statement.get("Action").is_some_and(|actions| {
             string_values(actions).all(|a| a.eq_ignore_ascii_case(ASSUME_ROLE_WITH_WEB_IDENTITY))
         });
-        principal_is_provider && actions_are_web_identity
-    };
-    if let Some(other) = doc
-        .statements()
-        .filter(|st| effect_is(st, "Allow"))
-        .find(|st| !only_our_web_identity(st))
-    {
-        return Err(format!(
-            "its trust policy allows more than {ASSUME_ROLE_WITH_WEB_IDENTITY} from {provider_arn}: {}",
-            Value::Object(other.clone())
-        ));
+        if !principal_is_provider || !actions_are_web_identity {
+            return Err(format!(
+                "its trust policy allows more than {ASSUME_ROLE_WITH_WEB_IDENTITY} from \
+                 {provider_arn}: {}",
+                shown()
+            ));
+        }
+        let mut names_only_this_subject = false;
+        for (operator, block) in statement
+            .get("Condition")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let Some(block) = block.as_object() else {
+                return Err(format!(
+                    "its trust policy has a malformed condition: {}",
+                    shown()
+                ));
+            };
+            for (key, values) in block {
+                let is_sub = key.eq_ignore_ascii_case(&sub_key);
+                let modelled = matches!(operator.as_str(), "StringEquals" | "StringLike")
+                    && (is_sub || key.eq_ignore_ascii_case(&aud_key));
+                if !modelled {
+                    return Err(format!(
+                        "its trust policy has a condition ({operator} on {key}) beyond what the \
+                         operator can vouch for: {}",
+                        shown()
+                    ));
+                }
+                if is_sub {
+                    let listed: Vec<&str> = string_values(values).collect();
+                    let exact = listed.len() == 1
+                        && listed[0] == subject
+                        && (operator == "StringEquals" || !listed[0].contains(['*', '?']));
+                    if !exact {
+                        return Err(format!(
+                            "its trust policy admits other ServiceAccounts too ({operator} \
+                             {key}: {}), not exactly {subject}",
+                            Value::from(listed)
+                        ));
+                    }
+                    names_only_this_subject = true;
+                }
+            }
+        }
+        if !names_only_this_subject {
+            return Err(format!(
+                "a statement of its trust policy admits any ServiceAccount of the cluster (no \
+                 condition on {sub_key}): {}",
+                shown()
+            ));
+        }
     }
-    let admits = |namespace: &str, service_account: &str| {
-        irsa_trust_admits(
-            doc,
-            provider_arn,
-            issuer_url,
-            namespace,
-            service_account,
-            audience,
-        )
-    };
-    let verdict = admits(namespace, service_account);
+    let verdict = irsa_trust_admits(
+        doc,
+        provider_arn,
+        issuer_url,
+        namespace,
+        service_account,
+        audience,
+    );
     if !verdict.is_admitted() {
         return Err(format!(
-            "its trust policy does not admit {}: {}",
-            service_account_subject(namespace, service_account),
+            "its trust policy does not admit {subject}: {}",
             verdict.explain()
-        ));
-    }
-    let neighbours = [
-        (namespace.to_string(), format!("{service_account}-other")),
-        (format!("{namespace}-other"), service_account.to_string()),
-    ];
-    if let Some((ns, sa)) = neighbours
-        .iter()
-        .find(|(ns, sa)| admits(ns, sa).is_admitted())
-    {
-        return Err(format!(
-            "its trust policy admits other ServiceAccounts too (for example {}), not exactly {}",
-            service_account_subject(ns, sa),
-            service_account_subject(namespace, service_account)
         ));
     }
     Ok(())
@@ -668,39 +700,73 @@ mod tests {
             exactly(&irsa_trust_policy(PROVIDER, ISSUER, "apps", "web", AUD)),
             Ok(())
         );
+        assert_eq!(
+            exactly(&irsa_with_condition(&format!(
+                r#"{{"StringLike":{{"{HOST}:sub":"system:serviceaccount:apps:web"}},"StringEquals":{{"{HOST}:aud":"{AUD}"}}}}"#
+            ))),
+            Ok(()),
+            "StringLike without a wildcard is exact"
+        );
+        let ours = irsa_trust_policy(PROVIDER, ISSUER, "apps", "web", AUD)
+            .statements()
+            .next()
+            .map(|st| Value::Object(st.clone()).to_string())
+            .unwrap_or_default();
+        let with = |extra: &str| {
+            doc(&format!(
+                r#"{{"Version":"2012-10-17","Statement":[{ours},{extra}]}}"#
+            ))
+        };
         let cases = [
             (
                 irsa_with_condition(&format!(
                     r#"{{"StringLike":{{"{HOST}:sub":"system:serviceaccount:apps:*","{HOST}:aud":"{AUD}"}}}}"#
                 )),
-                "admits other ServiceAccounts too (for example system:serviceaccount:apps:web-other)",
-            ),
-            (
-                irsa_with_condition(&format!(
-                    r#"{{"StringLike":{{"{HOST}:sub":"system:serviceaccount:*:web","{HOST}:aud":"{AUD}"}}}}"#
-                )),
-                "system:serviceaccount:apps-other:web",
-            ),
-            (
-                irsa_with_condition(&format!(r#"{{"StringEquals":{{"{HOST}:aud":"{AUD}"}}}}"#)),
                 "admits other ServiceAccounts too",
             ),
             (
-                irsa_trust_policy(PROVIDER, ISSUER, "apps", "api", AUD),
-                "does not admit system:serviceaccount:apps:web",
+                irsa_with_condition(&format!(
+                    r#"{{"StringLike":{{"{HOST}:sub":"system:serviceaccount:apps:we?","{HOST}:aud":"{AUD}"}}}}"#
+                )),
+                "admits other ServiceAccounts too",
             ),
             (
-                doc(&format!(
-                    r#"{{"Version":"2012-10-17","Statement":[
-                        {},
-                        {{"Effect":"Allow","Principal":{{"Service":"ec2.amazonaws.com"}},"Action":"sts:AssumeRole"}}]}}"#,
-                    irsa_trust_policy(PROVIDER, ISSUER, "apps", "web", AUD)
-                        .statements()
-                        .next()
-                        .map(|st| Value::Object(st.clone()).to_string())
-                        .unwrap_or_default()
+                irsa_with_condition(&format!(
+                    r#"{{"StringEquals":{{"{HOST}:sub":["system:serviceaccount:apps:web","system:serviceaccount:prod:deployer"],"{HOST}:aud":"{AUD}"}}}}"#
                 )),
+                "system:serviceaccount:prod:deployer",
+            ),
+            (
+                with(&format!(
+                    r#"{{"Effect":"Allow","Principal":{{"Federated":"{PROVIDER}"}},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{{"StringEquals":{{"{HOST}:sub":"system:serviceaccount:team-b:x"}}}}}}"#
+                )),
+                "system:serviceaccount:team-b:x",
+            ),
+            (
+                with(&format!(
+                    r#"{{"Effect":"Allow","Principal":{{"Federated":"{PROVIDER}"}},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{{"StringLikeIfExists":{{"{HOST}:sub":"system:serviceaccount:*"}}}}}}"#
+                )),
+                "beyond what the operator can vouch for",
+            ),
+            (
+                irsa_with_condition(&format!(r#"{{"StringEquals":{{"{HOST}:aud":"{AUD}"}}}}"#)),
+                "admits any ServiceAccount",
+            ),
+            (
+                irsa_trust_policy(PROVIDER, ISSUER, "apps", "api", AUD),
+                "not exactly system:serviceaccount:apps:web",
+            ),
+            (
+                with(
+                    r#"{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}"#,
+                ),
                 "allows more than sts:AssumeRoleWithWebIdentity",
+            ),
+            (
+                with(&format!(
+                    r#"{{"Effect":"Deny","Principal":{{"Federated":"{PROVIDER}"}},"Action":"sts:AssumeRoleWithWebIdentity"}}"#
+                )),
+                "does not admit system:serviceaccount:apps:web",
             ),
         ];
         for (trust, why) in cases {

@@ -847,7 +847,7 @@ fn a_role_someone_else_made_is_adopted_only_when_asked_and_its_trust_is_exactly_
     assert_eq!(tags, &owner(KIND).tags(), "the ownership tags, first");
     let message = plan.verdict.expect("adopted");
     assert!(
-        message.contains("adopted") && message.contains("exactly this object's"),
+        message.contains("adoptRole: whoever made it") && message.contains("exactly this object's"),
         "{message}"
     );
 
