@@ -200,27 +200,31 @@ impl Eks {
     /// The OIDC issuer EKS reports for `cluster` (`DescribeCluster`); `None`
     /// when the cluster does not exist or reports none.
     pub async fn cluster_issuer(&self, cluster: &str) -> Result<Option<String>, AwsError> {
-        let described = self
-            .client
-            .describe_cluster()
-            .name(cluster)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DescribeCluster", e));
-        Ok(absent_as_none(described)?.and_then(super::identity::issuer_of))
+        Ok(self
+            .describe_cluster(cluster)
+            .await?
+            .and_then(super::identity::issuer_of))
     }
 
     /// Whether `cluster` exists in the configured account and region
     /// (`DescribeCluster`), so a wrong name or region is reported as such.
     pub async fn describe_cluster_exists(&self, cluster: &str) -> Result<bool, AwsError> {
-        let described = self
-            .client
-            .describe_cluster()
-            .name(cluster)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DescribeCluster", e));
-        Ok(absent_as_none(described)?.is_some())
+        Ok(self.describe_cluster(cluster).await?.is_some())
+    }
+
+    async fn describe_cluster(
+        &self,
+        cluster: &str,
+    ) -> Result<Option<aws_sdk_eks::operation::describe_cluster::DescribeClusterOutput>, AwsError>
+    {
+        absent_as_none(
+            self.client
+                .describe_cluster()
+                .name(cluster)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("DescribeCluster", e)),
+        )
     }
 }
 

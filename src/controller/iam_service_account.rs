@@ -11,8 +11,7 @@ use kube::runtime::reflector::Store;
 use super::claim_index::ClaimIndex;
 use super::kind::ManagedKind;
 use super::observe::{
-    as_observed, get_service_account, observe_roles_of, older_claim, pods_of, retained_role,
-    workloads_of,
+    as_observed, get_service_account, observe_roles_of, older_claim, pods_bound_to, retained_role,
 };
 use super::{Context, Error};
 use crate::api::{IamServiceAccount, IamServiceAccountStatus};
@@ -25,7 +24,7 @@ use crate::policy::issuer::IssuerSource;
 use crate::policy::plan::{Plan, Recorded, Subject};
 use crate::policy::refusal::Refusal;
 use crate::policy::service_account_plan::ROLE_ARN;
-use crate::policy::stale_pods::{Binding, stale_pods};
+use crate::policy::stale_pods::Binding;
 use crate::policy::validate::parse_role_arn;
 
 use super::kind::{ReadyStatus, ready_status_fields};
@@ -131,22 +130,16 @@ impl ManagedKind for IamServiceAccount {
             if let WantedRole::Existing(arn) = &desired.role {
                 observed.existing_role = ctx.iam.role_summary(&arn.name).await?;
             }
-            observed.pods = pods_of(
+            observed.pods = pods_bound_to(
                 ctx,
                 &observed.subject.owner.namespace,
                 &observed.service_account_name,
+                Binding::Irsa {
+                    role_arn: &desired.role_arn,
+                },
+                desired.restart_stale_pods,
             )
             .await?;
-            if desired.restart_stale_pods && ctx.settings.restart_stale_pods {
-                let stale = stale_pods(
-                    &observed.pods,
-                    Binding::Irsa {
-                        role_arn: &desired.role_arn,
-                    },
-                );
-                let namespace = observed.subject.owner.namespace.clone();
-                workloads_of(ctx, &namespace, &mut observed.pods, &stale).await?;
-            }
         } else if observed.retain {
             let (kept, others) = retained_role(defaults, &observed.subject, role_spec);
             observed.retained_role = kept;

@@ -23,7 +23,7 @@ use crate::policy::ownership::Ownership;
 use crate::policy::plan::{ObservedRoles, Recorded, Subject, role_candidates};
 use crate::policy::role_plan::same_role_name;
 use crate::policy::service_account_plan::ObservedServiceAccount;
-use crate::policy::stale_pods::{ObservedPod, RESTARTED_FOR, Workload};
+use crate::policy::stale_pods::{Binding, ObservedPod, RESTARTED_FOR, Workload, stale_pods};
 
 /// The object as every plan needs it.
 pub fn subject_of<K: ManagedKind>(obj: &K, ctx: &Context) -> Subject {
@@ -118,7 +118,7 @@ pub async fn get_service_account(
 
 /// The running (or starting) pods of a ServiceAccount, with the variables
 /// that tell whether EKS gave them its credentials: one list, by field.
-pub async fn pods_of(
+async fn pods_of(
     ctx: &Context,
     namespace: &str,
     service_account: &str,
@@ -170,9 +170,27 @@ pub async fn pods_of(
         .collect())
 }
 
+/// The ServiceAccount's pods, and, when the object asks for stale pods to
+/// be restarted and the operator may, the workloads of those not created
+/// under `binding`.
+pub async fn pods_bound_to(
+    ctx: &Context,
+    namespace: &str,
+    service_account: &str,
+    binding: Binding<'_>,
+    restart_asked: bool,
+) -> Result<Vec<ObservedPod>, Error> {
+    let mut pods = pods_of(ctx, namespace, service_account).await?;
+    if restart_asked && ctx.settings.restart_stale_pods {
+        let stale = stale_pods(&pods, binding);
+        workloads_of(ctx, namespace, &mut pods, &stale).await?;
+    }
+    Ok(pods)
+}
+
 /// Finds the workload of each pod named in `stale` (a ReplicaSet's is its
 /// Deployment), with the binding its pod template was last restarted for.
-pub async fn workloads_of(
+async fn workloads_of(
     ctx: &Context,
     namespace: &str,
     pods: &mut [ObservedPod],

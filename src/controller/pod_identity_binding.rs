@@ -13,7 +13,7 @@ use super::kind::Executed;
 use super::kind::ManagedKind;
 use super::kind::{ReadyStatus, ready_status_fields};
 use super::observe::{
-    get_service_account, observe_roles_of, older_claim, pods_of, retained_role, workloads_of,
+    get_service_account, observe_roles_of, older_claim, pods_bound_to, retained_role,
 };
 use super::{Context, Error};
 use crate::api::{PodIdentityBinding, PodIdentityBindingStatus};
@@ -27,7 +27,7 @@ use crate::policy::plan::{Plan, Recorded, Subject};
 use crate::policy::pod_identity_agent::AgentState;
 use crate::policy::refusal::Refusal;
 use crate::policy::service_account_plan::ROLE_ARN;
-use crate::policy::stale_pods::{Binding, stale_pods};
+use crate::policy::stale_pods::Binding;
 
 impl ManagedKind for PodIdentityBinding {
     const KIND: &'static str = crate::api::pod_identity_binding::KIND;
@@ -147,17 +147,14 @@ impl ManagedKind for PodIdentityBinding {
                 .await?
                 .and_then(|sa| sa.metadata.annotations?.get(ROLE_ARN).cloned())
                 .filter(|arn| !arn.is_empty());
-                observed.pods = pods_of(
+                observed.pods = pods_bound_to(
                     ctx,
                     &observed.subject.owner.namespace,
                     &observed.service_account_name,
+                    Binding::PodIdentity,
+                    desired.restart_stale_pods,
                 )
                 .await?;
-                if desired.restart_stale_pods && ctx.settings.restart_stale_pods {
-                    let stale = stale_pods(&observed.pods, Binding::PodIdentity);
-                    let namespace = observed.subject.owner.namespace.clone();
-                    workloads_of(ctx, &namespace, &mut observed.pods, &stale).await?;
-                }
             }
         }
         observed.associations = match associations(ctx, &observed).await {

@@ -312,10 +312,7 @@ pub fn plan_binding(
                 sa_name,
                 &role_arn,
             );
-            steps.extend(restarts.into_iter().map(|workload| Step::RestartWorkload {
-                workload,
-                binding: role_arn.clone(),
-            }));
+            steps.extend(restarts);
             verdict
         }
     };

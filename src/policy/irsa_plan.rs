@@ -5,6 +5,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
+use super::PolicyDocument;
 use super::desire::{
     Defaults, InvalidSpec, WantedRole, desired_role, existing_role_arn, regional_role_name,
 };
@@ -53,6 +54,21 @@ pub struct DesiredIrsa {
     pub adopt: bool,
     /// `restartStalePods`.
     pub restart_stale_pods: bool,
+}
+
+impl DesiredIrsa {
+    /// Whether `trust` lets this object's pods (ServiceAccount `sa` of
+    /// `namespace`) assume the role with the tokens they carry.
+    fn admitted_by(&self, trust: &PolicyDocument, namespace: &str, sa: &str) -> TrustVerdict {
+        irsa_trust_admits(
+            trust,
+            &self.provider_arn,
+            &self.issuer,
+            namespace,
+            sa,
+            &self.audience,
+        )
+    }
 }
 
 pub fn desired_irsa(
@@ -457,10 +473,7 @@ pub fn plan_irsa(
         sa_name,
         &role_arn,
     );
-    steps.extend(restarts.into_iter().map(|workload| Step::RestartWorkload {
-        workload,
-        binding: role_arn.clone(),
-    }));
+    steps.extend(restarts);
     let made = Recorded {
         roles: role_name.iter().cloned().collect(),
         ..Default::default()
@@ -516,14 +529,7 @@ fn existing_role_admitting(
     )?;
     let (namespace, sa) = (&owner.namespace, &observed.service_account_name);
     let verdict = match &summary.trust_policy {
-        Some(trust) => irsa_trust_admits(
-            trust,
-            &desired.provider_arn,
-            &desired.issuer,
-            namespace,
-            sa,
-            &desired.audience,
-        ),
+        Some(trust) => desired.admitted_by(trust, namespace, sa),
         None => TrustVerdict::NoWebIdentityStatement,
     };
     if verdict.is_admitted() {
@@ -561,14 +567,7 @@ fn foreign_role_detail(
             trust_policy: Some(trust),
             ..
         })) => {
-            let verdict = irsa_trust_admits(
-                trust,
-                &desired.provider_arn,
-                &desired.issuer,
-                namespace,
-                sa,
-                &desired.audience,
-            );
+            let verdict = desired.admitted_by(trust, namespace, sa);
             if verdict.is_admitted() {
                 "(that role does trust this ServiceAccount, but it is not the role this object manages)".into()
             } else {
