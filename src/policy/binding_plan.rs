@@ -10,8 +10,8 @@ use super::association_plan::{
 };
 use super::desire::{Defaults, DesiredBinding, WantedRole, desired_binding};
 use super::plan::{
-    ObservedRoles, Plan, Recorded, Step, Subject, existing_role, role_in_use, role_removal_steps,
-    with_record,
+    ObservedRoles, Plan, Recorded, Step, Subject, existing_role, restart_steps, role_in_use,
+    role_removal_steps, with_record,
 };
 use super::pod_identity_agent::AgentState;
 use super::refusal::Refusal;
@@ -312,7 +312,7 @@ pub fn plan_binding(
                 sa_name,
                 &role_arn,
             );
-            steps.extend(restarts);
+            steps.extend(restart_steps(restarts, &role_arn));
             verdict
         }
     };

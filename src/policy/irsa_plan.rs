@@ -12,8 +12,8 @@ use super::desire::{
 use super::issuer::issuers_differ;
 use super::ownership::Ownership;
 use super::plan::{
-    ObservedRoles, Plan, Recorded, Step, Subject, existing_role, role_in_use, role_removal_steps,
-    with_record,
+    ObservedRoles, Plan, Recorded, Step, Subject, existing_role, restart_steps, role_in_use,
+    role_removal_steps, with_record,
 };
 use super::provider_plan::{ObservedProvider, ProviderWanted, plan_provider};
 use super::refusal::Refusal;
@@ -473,7 +473,7 @@ pub fn plan_irsa(
         sa_name,
         &role_arn,
     );
-    steps.extend(restarts);
+    steps.extend(restart_steps(restarts, &role_arn));
     let made = Recorded {
         roles: role_name.iter().cloned().collect(),
         ..Default::default()

@@ -303,6 +303,17 @@ pub fn role_in_use<'a>(
     (desired.clone(), existing)
 }
 
+/// `kubectl rollout restart` of each workload, for `binding`.
+pub fn restart_steps(workloads: Vec<Workload>, binding: &str) -> Vec<Step> {
+    workloads
+        .into_iter()
+        .map(|workload| Step::RestartWorkload {
+            workload,
+            binding: binding.to_string(),
+        })
+        .collect()
+}
+
 /// The existing role `field` names, as read (`None`: absent). IAM finds a
 /// role by its name without case, so a role of ours named in other letters
 /// is still borrowed; past that, only the exact ARN is the role asked for

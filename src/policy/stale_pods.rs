@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use super::plan::Step;
 use super::refusal::Refusal;
 
 /// Set by the IRSA webhook: the role the pod's SDKs assume.
@@ -176,8 +175,8 @@ pub fn stale_pods(pods: &[ObservedPod], binding: Binding<'_>) -> Vec<String> {
 }
 
 /// `PodsNeedRestart` when pods of `service_account` were not created under
-/// `binding` (to `role_arn`), with the restarts of their workloads when the
-/// object asks; `Ok` passes a verdict through otherwise.
+/// `binding` (to `role_arn`), with the workloads to restart when the object
+/// asks; `Ok` passes a verdict through otherwise.
 pub fn unless_pods_are_stale(
     verdict: Result<String, Refusal>,
     pods: &[ObservedPod],
@@ -185,7 +184,7 @@ pub fn unless_pods_are_stale(
     wish: RestartWish,
     service_account: &str,
     role_arn: &str,
-) -> (Result<String, Refusal>, Vec<Step>) {
+) -> (Result<String, Refusal>, Vec<Workload>) {
     let Ok(ok) = verdict else {
         return (verdict, Vec::new());
     };
@@ -194,13 +193,6 @@ pub fn unless_pods_are_stale(
         return (Ok(ok), Vec::new());
     }
     let (restart, restarting) = plan_restarts(pods, &stale, wish, role_arn);
-    let restart = restart
-        .into_iter()
-        .map(|workload| Step::RestartWorkload {
-            workload,
-            binding: role_arn.to_string(),
-        })
-        .collect();
     let refusal = Refusal::PodsNeedRestart {
         service_account: service_account.to_string(),
         role_arn: role_arn.to_string(),
