@@ -27,7 +27,7 @@ use crate::policy::service_account_plan::ROLE_ARN;
 use crate::policy::stale_pods::Binding;
 use crate::policy::validate::parse_role_arn;
 
-use super::kind::{ReadyStatus, ready_status_fields};
+use super::kind::{ReadyStatus, ready_at_its_generation, ready_status_fields};
 
 impl ManagedKind for IamServiceAccount {
     const KIND: &'static str = crate::policy::irsa_plan::KIND;
@@ -130,16 +130,22 @@ impl ManagedKind for IamServiceAccount {
             if let WantedRole::Existing(arn) = &desired.role {
                 observed.existing_role = ctx.iam.role_summary(&arn.name).await?;
             }
-            observed.pods = pods_bound_to(
-                ctx,
-                &observed.subject.owner.namespace,
-                &observed.service_account_name,
-                Binding::Irsa {
-                    role_arn: &desired.role_arn,
-                },
-                desired.restart_stale_pods,
-            )
-            .await?;
+            // Pods made after the binding carry it: once Ready for this
+            // role, none can be stale until the role changes.
+            let bound_already = ready_at_its_generation(self)
+                && observed.status.role_arn.as_ref() == Some(&desired.role_arn);
+            if !bound_already {
+                observed.pods = pods_bound_to(
+                    ctx,
+                    &observed.subject.owner.namespace,
+                    &observed.service_account_name,
+                    Binding::Irsa {
+                        role_arn: &desired.role_arn,
+                    },
+                    desired.restart_stale_pods,
+                )
+                .await?;
+            }
         } else if observed.retain {
             let (kept, others) = retained_role(defaults, &observed.subject, role_spec);
             observed.retained_role = kept;

@@ -117,36 +117,36 @@ pub async fn get_service_account(
 }
 
 /// The running (or starting) pods of a ServiceAccount, with the variables
-/// that tell whether EKS gave them its credentials: one list, by field.
+/// that tell whether EKS gave them its credentials: one list, by fields.
+/// RBAC refusing it (an upgrade whose RBAC was not applied) skips the check,
+/// with a warning, instead of stopping the object's work.
 async fn pods_of(
     ctx: &Context,
     namespace: &str,
     service_account: &str,
 ) -> Result<Vec<ObservedPod>, Error> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let params =
-        ListParams::default().fields(&format!("spec.serviceAccountName={service_account}"));
-    let live = |pod: &Pod| {
-        pod.metadata.deletion_timestamp.is_none()
-            && pod
-                .status
-                .as_ref()
-                .and_then(|s| s.phase.as_deref())
-                .is_none_or(|phase| phase == "Pending" || phase == "Running")
+    let params = ListParams::default().fields(&format!(
+        "spec.serviceAccountName={service_account},status.phase!=Succeeded,status.phase!=Failed"
+    ));
+    let pods = match api.list(&params).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            tracing::warn!(%namespace, "may not list pods, so pods started before their binding are not looked for: {}", status.message);
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e.into()),
     };
-    Ok(api
-        .list(&params)
-        .await?
-        .items
+    Ok(pods
         .into_iter()
-        .filter(live)
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
         .map(|pod| ObservedPod {
             controller: pod
                 .metadata
                 .owner_references
                 .iter()
                 .flatten()
-                .find(|o| o.controller == Some(true))
+                .find(|o| o.controller == Some(true) && o.api_version.starts_with("apps/"))
                 .map(|o| (o.kind.clone(), o.name.clone())),
             workload: None,
             name: pod.name_any(),
@@ -183,74 +183,108 @@ pub async fn pods_bound_to(
     let mut pods = pods_of(ctx, namespace, service_account).await?;
     if restart_asked && ctx.settings.restart_stale_pods {
         let stale = stale_pods(&pods, binding);
-        workloads_of(ctx, namespace, &mut pods, &stale).await?;
+        workloads_of(ctx, namespace, service_account, &mut pods, &stale).await?;
     }
     Ok(pods)
 }
 
 /// Finds the workload of each pod named in `stale` (a ReplicaSet's is its
 /// Deployment), with the binding its pod template was last restarted for.
+/// Only a workload whose pods run as `service_account` counts: an owner
+/// reference is written by whoever makes the pod, so it alone must not
+/// point the operator at another team's workload.
 async fn workloads_of(
     ctx: &Context,
     namespace: &str,
+    service_account: &str,
     pods: &mut [ObservedPod],
     stale: &[String],
 ) -> Result<(), Error> {
+    let mut owners: BTreeMap<(String, String), Option<(String, String)>> = BTreeMap::new();
     let mut read: BTreeMap<(String, String), Option<Workload>> = BTreeMap::new();
     for pod in pods.iter_mut().filter(|p| stale.contains(&p.name)) {
-        let Some((kind, name)) = pod.controller.clone() else {
+        let Some(controller) = pod.controller.clone() else {
             continue;
         };
-        let (kind, name) = match kind.as_str() {
-            "ReplicaSet" => {
-                let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
-                let owner = api.get_opt(&name).await?.and_then(|rs| {
-                    rs.metadata
-                        .owner_references?
-                        .into_iter()
-                        .find(|o| o.controller == Some(true) && o.kind == "Deployment")
-                });
-                match owner {
-                    Some(deployment) => (deployment.kind, deployment.name),
-                    None => continue,
-                }
-            }
-            "StatefulSet" | "DaemonSet" => (kind, name),
-            _ => continue,
+        if let std::collections::btree_map::Entry::Vacant(slot) = owners.entry(controller.clone()) {
+            slot.insert(workload_of_controller(ctx, namespace, &controller).await?);
+        }
+        let Some(key) = owners.get(&controller).cloned().flatten() else {
+            continue;
         };
-        let key = (kind, name);
         if let std::collections::btree_map::Entry::Vacant(slot) = read.entry(key.clone()) {
-            slot.insert(workload(ctx, namespace, &key.0, &key.1).await?);
+            slot.insert(workload(ctx, namespace, service_account, &key.0, &key.1).await?);
         }
         pod.workload = read.get(&key).cloned().flatten();
     }
     Ok(())
 }
 
+/// The workload a pod's controller stands for: a ReplicaSet's Deployment,
+/// or the StatefulSet or DaemonSet itself.
+async fn workload_of_controller(
+    ctx: &Context,
+    namespace: &str,
+    (kind, name): &(String, String),
+) -> Result<Option<(String, String)>, Error> {
+    Ok(match kind.as_str() {
+        "ReplicaSet" => {
+            let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
+            api.get_opt(name)
+                .await?
+                .and_then(|rs| {
+                    rs.metadata.owner_references?.into_iter().find(|o| {
+                        o.controller == Some(true)
+                            && o.kind == "Deployment"
+                            && o.api_version.starts_with("apps/")
+                    })
+                })
+                .map(|deployment| (deployment.kind, deployment.name))
+        }
+        "StatefulSet" | "DaemonSet" => Some((kind.clone(), name.clone())),
+        _ => None,
+    })
+}
+
 async fn workload(
     ctx: &Context,
     namespace: &str,
+    service_account: &str,
     kind: &str,
     name: &str,
 ) -> Result<Option<Workload>, Error> {
-    let template_annotations = match kind {
+    let template = match kind {
         "Deployment" => Api::<Deployment>::namespaced(ctx.client.clone(), namespace)
             .get_opt(name)
             .await?
-            .map(|d| d.spec.template.metadata.and_then(|m| m.annotations)),
+            .map(|d| d.spec.template),
         "StatefulSet" => Api::<StatefulSet>::namespaced(ctx.client.clone(), namespace)
             .get_opt(name)
             .await?
-            .map(|d| d.spec.template.metadata.and_then(|m| m.annotations)),
+            .map(|d| d.spec.template),
         _ => Api::<DaemonSet>::namespaced(ctx.client.clone(), namespace)
             .get_opt(name)
             .await?
-            .map(|d| d.spec.template.metadata.and_then(|m| m.annotations)),
+            .map(|d| d.spec.template),
     };
-    Ok(template_annotations.map(|annotations| Workload {
+    let Some(template) = template else {
+        return Ok(None);
+    };
+    let runs_as = template
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.service_account_name.as_deref())
+        .unwrap_or("default");
+    if runs_as != service_account {
+        return Ok(None);
+    }
+    Ok(Some(Workload {
         kind: kind.to_string(),
         name: name.to_string(),
-        restarted_for: annotations.and_then(|mut a| a.remove(RESTARTED_FOR)),
+        restarted_for: template
+            .metadata
+            .and_then(|m| m.annotations)
+            .and_then(|mut a| a.remove(RESTARTED_FOR)),
     }))
 }
 

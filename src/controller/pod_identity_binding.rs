@@ -11,7 +11,7 @@ use kube::runtime::reflector::Store;
 use super::claim_index::ClaimIndex;
 use super::kind::Executed;
 use super::kind::ManagedKind;
-use super::kind::{ReadyStatus, ready_status_fields};
+use super::kind::{ReadyStatus, ready_at_its_generation, ready_status_fields};
 use super::observe::{
     get_service_account, observe_roles_of, older_claim, pods_bound_to, retained_role,
 };
@@ -147,14 +147,24 @@ impl ManagedKind for PodIdentityBinding {
                 .await?
                 .and_then(|sa| sa.metadata.annotations?.get(ROLE_ARN).cloned())
                 .filter(|arn| !arn.is_empty());
-                observed.pods = pods_bound_to(
-                    ctx,
-                    &observed.subject.owner.namespace,
-                    &observed.service_account_name,
-                    Binding::PodIdentity,
-                    desired.restart_stale_pods,
-                )
-                .await?;
+                // Pods made after the association carry it: once Ready for
+                // this role, none can be stale until the role changes.
+                let role_arn = match &desired.role {
+                    WantedRole::Existing(arn) => arn.to_string(),
+                    WantedRole::Created(role) => defaults.role_arn(&role.path, &role.name),
+                };
+                let bound_already = ready_at_its_generation(self)
+                    && observed.status.role_arn.as_ref() == Some(&role_arn);
+                if !bound_already {
+                    observed.pods = pods_bound_to(
+                        ctx,
+                        &observed.subject.owner.namespace,
+                        &observed.service_account_name,
+                        Binding::PodIdentity,
+                        desired.restart_stale_pods,
+                    )
+                    .await?;
+                }
             }
         }
         observed.associations = match associations(ctx, &observed).await {

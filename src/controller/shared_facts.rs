@@ -536,14 +536,15 @@ mod tests {
     fn a_read_that_started_before_a_write_does_not_undo_what_the_write_kept() {
         let facts = SharedFacts::default();
         let arn = "arn:aws:iam::123456789012:oidc-provider/issuer";
-        let read_started = Instant::now();
-        facts.remember_provider(arn, Some(read_at(Instant::now()).provider), Instant::now());
+        let now = Instant::now();
+        let read_started = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+        facts.remember_provider(arn, Some(read_at(now).provider), now);
         facts.remember_provider(arn, None, read_started);
         assert!(
             facts.lock_providers().contains_key(arn),
             "the older read said missing"
         );
-        facts.remember_provider(arn, None, Instant::now());
+        facts.remember_provider(arn, None, Instant::now() + Duration::from_secs(1));
         assert!(
             !facts.lock_providers().contains_key(arn),
             "a newer read does"

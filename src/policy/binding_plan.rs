@@ -249,6 +249,13 @@ pub fn plan_binding(
             status.association_arn = None;
         }
     }
+    // Pods can be restarted into the binding only once it stood.
+    let binding_changes = actions.iter().any(|action| {
+        matches!(
+            action,
+            AssociationAction::Create { .. } | AssociationAction::Update { .. }
+        )
+    });
     steps.extend(association_steps(actions, &role_arn, role_created));
     // The ServiceAccount was renamed: the new association is in place, so
     // the old one goes without a moment with neither.
@@ -308,6 +315,7 @@ pub fn plan_binding(
                 RestartWish {
                     asked: desired.restart_stale_pods,
                     allowed: defaults.restart_stale_pods,
+                    binding_in_place: !binding_changes,
                 },
                 sa_name,
                 &role_arn,

@@ -446,6 +446,7 @@ pub fn plan_irsa(
 
     // The provider first: a role trusting it is of no use before it exists.
     let mut steps: Vec<Step> = provider_step.into_iter().chain(role_steps).collect();
+    let annotation_in_place = annotate.is_none();
     if let Some(owner_ref) = annotate {
         steps.push(Step::AnnotateServiceAccount {
             name: sa_name.clone(),
@@ -469,6 +470,7 @@ pub fn plan_irsa(
         RestartWish {
             asked: desired.restart_stale_pods,
             allowed: defaults.restart_stale_pods,
+            binding_in_place: annotation_in_place,
         },
         sa_name,
         &role_arn,

@@ -471,6 +471,23 @@ pub fn render(inputs: &OperatorPolicyInputs) -> Result<Value, OperatorPolicyErro
                 },
             }),
             json!({
+                // IAM authorizes the tags sent with the create as this
+                // action too; as for roles, only a provider already this
+                // cluster's, with this cluster's tags in the request.
+                "Sid": "TagOnlyThisClustersOidcProviderAsItsOwn",
+                "Effect": "Allow",
+                "Action": "iam:TagOpenIDConnectProvider",
+                "Resource": &provider,
+                "Condition": {
+                    "StringEquals": {
+                        &resource_tag: cluster,
+                        &resource_region_tag: region,
+                        &request_tag: cluster,
+                        &request_region_tag: region,
+                    },
+                },
+            }),
+            json!({
                 // Never to a provider someone else made: it is theirs.
                 "Sid": "AddAudiencesOnlyToTheOidcProviderItMade",
                 "Effect": "Allow",
@@ -1073,9 +1090,10 @@ mod tests {
                 add["Condition"]["StringEquals"]["aws:ResourceTag/iam-operator.io/cluster"],
                 "my-cluster"
             );
-            assert!(
-                !policy.to_string().contains("iam:TagOpenIDConnectProvider"),
-                "the provider is tagged in its create, never afterwards"
+            let tag = statement(&policy, "TagOnlyThisClustersOidcProviderAsItsOwn");
+            assert_eq!(
+                tag["Condition"]["StringEquals"]["aws:ResourceTag/iam-operator.io/cluster"],
+                "my-cluster"
             );
             assert!(
                 !policy

@@ -55,11 +55,15 @@ impl std::fmt::Display for Workload {
 }
 
 /// Whether the object asked for its stale pods' workloads to be restarted,
-/// and whether the operator may.
+/// whether the operator may, and whether the binding stood before this
+/// reconcile: a restart in the same reconcile that binds could start pods
+/// before EKS's webhook sees the annotation or association, and they would
+/// be marked restarted for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RestartWish {
     pub asked: bool,
     pub allowed: bool,
+    pub binding_in_place: bool,
 }
 
 /// The workloads of `stale` pods to restart for `binding_id` (those not
@@ -72,6 +76,14 @@ pub fn plan_restarts(
 ) -> (Vec<Workload>, String) {
     if stale.is_empty() || !wish.asked {
         return (Vec::new(), String::new());
+    }
+    if !wish.binding_in_place {
+        return (
+            Vec::new(),
+            "; their workloads are restarted at the next look, once the binding is in place \
+             (spec.restartStalePods)"
+                .into(),
+        );
     }
     if !wish.allowed {
         return (
@@ -159,19 +171,36 @@ impl Binding<'_> {
     }
 }
 
-/// The names of the pods not created under `binding`, sorted.
+/// The names of the pods not created under `binding`, sorted. The webhooks
+/// leave some containers alone (those a pod lists to skip, sidecars added
+/// by a later webhook, one that sets the variables itself), so a pod is
+/// judged by whether any container got the binding, and for IRSA by no
+/// container holding another role. A pod given Pod Identity credentials is
+/// not an IRSA object's to judge: EKS prefers them, and a restart would not
+/// change that.
 pub fn stale_pods(pods: &[ObservedPod], binding: Binding<'_>) -> Vec<String> {
-    let bound = |env: &BTreeMap<String, String>| match binding {
-        Binding::Irsa { role_arn } => env.get(ROLE_ARN_ENV).map(String::as_str) == Some(role_arn),
-        Binding::PodIdentity => env.get(POD_IDENTITY_ENV).is_some_and(|uri| !uri.is_empty()),
+    let pod_identity = |env: &BTreeMap<String, String>| {
+        env.get(POD_IDENTITY_ENV).is_some_and(|uri| !uri.is_empty())
     };
-    let mut stale: Vec<String> = pods
+    let stale = |pod: &ObservedPod| match binding {
+        Binding::Irsa { role_arn } => {
+            let roles = || {
+                pod.containers
+                    .iter()
+                    .filter_map(|env| env.get(ROLE_ARN_ENV))
+            };
+            !pod.containers.iter().any(pod_identity)
+                && (!roles().any(|role| role == role_arn) || roles().any(|role| role != role_arn))
+        }
+        Binding::PodIdentity => !pod.containers.iter().any(pod_identity),
+    };
+    let mut names: Vec<String> = pods
         .iter()
-        .filter(|pod| !pod.containers.iter().all(bound))
+        .filter(|pod| stale(pod))
         .map(|pod| pod.name.clone())
         .collect();
-    stale.sort();
-    stale
+    names.sort();
+    names
 }
 
 /// `PodsNeedRestart` when pods of `service_account` were not created under
@@ -222,30 +251,32 @@ mod tests {
     }
 
     #[test]
-    fn a_pod_is_stale_when_any_container_lacks_the_binding() {
+    fn a_pod_is_stale_when_no_container_got_the_binding_or_one_holds_another_role() {
+        let old = "arn:aws:iam::123456789012:role/old";
+        let uri = "http://169.254.170.23/v1/credentials";
         let pods = [
             pod(
                 "made-after",
                 &[&[(ROLE_ARN_ENV, ROLE)], &[(ROLE_ARN_ENV, ROLE)]],
             ),
             pod("made-before", &[&[("PATH", "/bin")]]),
+            pod("old-role", &[&[(ROLE_ARN_ENV, old)]]),
+            pod("with-a-skipped-sidecar", &[&[(ROLE_ARN_ENV, ROLE)], &[]]),
             pod(
-                "old-role",
-                &[&[(ROLE_ARN_ENV, "arn:aws:iam::123456789012:role/old")]],
+                "half-old",
+                &[&[(ROLE_ARN_ENV, ROLE)], &[(ROLE_ARN_ENV, old)]],
             ),
-            pod("half", &[&[(ROLE_ARN_ENV, ROLE)], &[]]),
+            pod("pod-identity-wins", &[&[(POD_IDENTITY_ENV, uri)]]),
         ];
         assert_eq!(
             stale_pods(&pods, Binding::Irsa { role_arn: ROLE }),
-            ["half", "made-before", "old-role"]
+            ["half-old", "made-before", "old-role"]
         );
         let pods = [
-            pod(
-                "after",
-                &[&[(POD_IDENTITY_ENV, "http://169.254.170.23/v1/credentials")]],
-            ),
+            pod("after", &[&[(POD_IDENTITY_ENV, uri)]]),
             pod("before", &[&[(ROLE_ARN_ENV, ROLE)]]),
             pod("empty", &[&[(POD_IDENTITY_ENV, "")]]),
+            pod("with-a-skipped-sidecar", &[&[(POD_IDENTITY_ENV, uri)], &[]]),
         ];
         assert_eq!(stale_pods(&pods, Binding::PodIdentity), ["before", "empty"]);
         assert!(stale_pods(&[], Binding::PodIdentity).is_empty());
@@ -254,6 +285,7 @@ mod tests {
     const NO_RESTART: RestartWish = RestartWish {
         asked: false,
         allowed: true,
+        binding_in_place: true,
     };
 
     #[test]
@@ -318,6 +350,7 @@ mod tests {
         let asked = RestartWish {
             asked: true,
             allowed: true,
+            binding_in_place: true,
         };
         let (restart, note) = plan_restarts(&pods, &stale, asked, ROLE);
         assert_eq!(
@@ -342,12 +375,26 @@ mod tests {
             RestartWish {
                 asked: true,
                 allowed: false,
+                binding_in_place: true,
             },
             ROLE,
         );
         assert!(
             restart.is_empty() && note.contains("--restart-stale-pods"),
             "{note}"
+        );
+        let (restart, note) = plan_restarts(
+            &pods,
+            &stale,
+            RestartWish {
+                binding_in_place: false,
+                ..asked
+            },
+            ROLE,
+        );
+        assert!(
+            restart.is_empty() && note.contains("at the next look"),
+            "never in the reconcile that binds: {note}"
         );
         assert_eq!(
             plan_restarts(&pods, &stale, NO_RESTART, ROLE),
