@@ -511,6 +511,15 @@ class Operator:
                 time.sleep(0.2)
         raise RuntimeError(f"the operator did not serve /metrics; see {log_path}")
 
+    def exit_reason(self) -> str | None:
+        """None while the operator runs; else its exit code and last log lines."""
+        code = self.proc.poll()
+        if code is None:
+            return None
+        self.log.flush()
+        tail = Path(self.log.name).read_text(errors="replace").splitlines()[-5:]
+        return f"exit code {code}: " + " | ".join(tail)
+
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as resp:
             return resp.read().decode()
@@ -605,7 +614,12 @@ class Bench:
         cpu_before = self.cpu(operator)
         started = time.monotonic()
         self.apply_all(kind, namespace, names)
-        if not watch.wait(lambda: len(watch.ready) >= n, 1800):
+        # An operator that stops (a lost Lease, a crash) ends the run at
+        # once, with its reason, instead of after the half hour.
+        finished = watch.wait(lambda: len(watch.ready) >= n or operator.exit_reason() is not None, 1800)
+        if (reason := operator.exit_reason()) is not None:
+            raise RuntimeError(f"{kind.name}: the operator stopped with {len(watch.ready)} of {n} Ready: {reason}")
+        if not finished:
             raise RuntimeError(f"{kind.name}: {len(watch.ready)} of {n} Ready after 30 minutes")
         all_ready = max(watch.ready.values()) - started
         cpu_used = self.cpu(operator) - cpu_before

@@ -200,6 +200,25 @@ fn api_cases(c: &mut Cases) {
         json!({ "adoptRole": true }),
         &["adoptRole", "role.name"],
     );
+    // Role chaining: at most 20 roles, each once.
+    let many: Vec<String> = (0..21)
+        .map(|i| format!("arn:aws:iam::210987654321:role/r{i}"))
+        .collect();
+    c.api(
+        Pib,
+        "api-pib-assume-roles-21",
+        with_policies(Pib, json!({ "assumeRoles": many })),
+        &["spec.policies.assumeRoles"],
+    );
+    c.api(
+        Isa,
+        "api-isa-assume-roles-twice",
+        with_policies(
+            Isa,
+            json!({"assumeRoles": ["arn:aws:iam::210987654321:role/a", "arn:aws:iam::210987654321:role/a"]}),
+        ),
+        &["spec.policies.assumeRoles"],
+    );
     c.api(
         Isa,
         "api-isa-adopt-with-role-arn",
@@ -594,6 +613,56 @@ fn invalid_spec_cases(c: &mut Cases, account: &str) {
         c.add(Group::Spec, kind, name, spec, INVALID_SPEC, needles);
     };
     let long_policy = format!("arn:aws:iam::{account}:policy/{}", "n".repeat(129));
+    // Chained roles are named exactly, as roles of this partition.
+    for (kind, what, bad, needle) in [
+        (
+            Isa,
+            "wildcard",
+            "arn:aws:iam::210987654321:role/*",
+            "spec.policies.assumeRoles[0]",
+        ),
+        (
+            Pib,
+            "user",
+            "arn:aws:iam::210987654321:user/admin",
+            "spec.policies.assumeRoles[0]",
+        ),
+        (
+            Isa,
+            "partition",
+            "arn:aws-cn:iam::210987654321:role/x",
+            "across partitions",
+        ),
+        (
+            Pib,
+            "not-arn",
+            "elb-describer",
+            "spec.policies.assumeRoles[0]",
+        ),
+    ] {
+        add(
+            kind,
+            &format!("spec-assume-roles-{what}"),
+            with_policies(kind, json!({ "assumeRoles": [bad] })),
+            &[needle],
+        );
+    }
+    add(
+        Isa,
+        "spec-isa-inline-named-as-the-chain",
+        inline_spec(
+            Isa,
+            "iam-operator-assume-roles",
+            doc(json!([allow(
+                json!("s3:GetObject"),
+                json!("arn:aws:s3:::b/*")
+            )])),
+        ),
+        &[
+            "spec.policies.inline.iam-operator-assume-roles",
+            "operator's own",
+        ],
+    );
     for (what, bad) in [
         ("no-arn", "AmazonS3ReadOnlyAccess"),
         ("few-parts", "arn:aws:iam::aws"),
@@ -1072,6 +1141,39 @@ fn default_guardrail_cases(c: &mut Cases, account: &str) {
             "namespaces[].adoptRoles",
             "spec.adoptRole",
             "made-by-terraform",
+        ],
+    );
+    // Chaining reaches other accounts only where granted, written either way.
+    c.add(
+        Group::Guard,
+        Isa,
+        "guard-isa-assume-roles-ungranted",
+        with_policies(
+            Isa,
+            json!({"assumeRoles": ["arn:aws:iam::210987654321:role/elb-describer"]}),
+        ),
+        GUARDRAIL,
+        &[
+            "deny-ungranted-assume-roles",
+            "spec.policies.assumeRoles[0]",
+        ],
+    );
+    c.add(
+        Group::Guard,
+        Pib,
+        "guard-pib-inline-assume-ungranted",
+        inline_spec(
+            Pib,
+            "hop",
+            doc(json!([allow(
+                json!("sts:AssumeRole"),
+                json!("arn:aws:iam::210987654321:role/elb-describer")
+            )])),
+        ),
+        GUARDRAIL,
+        &[
+            "deny-ungranted-assume-roles",
+            "spec.policies.inline.hop.Statement[0].Resource",
         ],
     );
     let admin_rule = "deny-admin-managed-policies";

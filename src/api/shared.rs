@@ -66,6 +66,16 @@ pub struct PolicySpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "inline_policies_schema")]
     pub inline: BTreeMap<String, InlineDocument>,
+
+    /// ARNs of roles, usually in other accounts, the pods may assume with
+    /// this role's credentials (role chaining). The operator grants exactly
+    /// these `sts:AssumeRole` (and `sts:TagSession` for Pod Identity's
+    /// session tags) in an inline policy of its own,
+    /// `iam-operator-assume-roles`; the guardrails decide which ARNs a
+    /// namespace may name. Each role's trust must admit this role too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 20, "x-kubernetes-list-type" = "set"))]
+    pub assume_roles: Vec<String>,
 }
 
 /// One inline policy document, kept as compact JSON text. The cache holds

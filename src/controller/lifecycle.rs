@@ -22,7 +22,7 @@ use super::first_check::{Decision, fingerprint};
 use super::guardrails_file;
 use super::kind::{ManagedKind, ReadyStatus, object_key, ready_at_its_generation};
 use super::observe::{namespace_labels, subject_of};
-use super::status::{self, Outcome};
+use super::status::{self, Outcome, last_verdict_misreadable};
 use super::taking_charge::{needs_taking_charge, take_charge};
 use super::triggers::{
     annotations_but_records, claims_touched, deletion_requested, rivals_touched_by,
@@ -343,7 +343,10 @@ async fn sync<K: ManagedKind>(obj: &K, ctx: &Context, deleting: bool) -> Result<
             };
             let generation = obj.meta().generation;
             let current = obj.current_status();
-            if !deleting && !plan.steps.is_empty() && current.observed_generation() != generation {
+            if !deleting
+                && !plan.steps.is_empty()
+                && last_verdict_misreadable(current.observed_generation(), generation)
+            {
                 report(obj, ctx, current, Outcome::reconciling(generation)).await?;
             }
             execute(obj, ctx, &plan.steps)

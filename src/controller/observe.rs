@@ -394,6 +394,7 @@ mod tests {
         let mut state = desired_role(
             &RoleSpec::default(),
             &Default::default(),
+            crate::policy::chain::Chaining::default(),
             pod_identity_trust_policy(),
             &owner("IamServiceAccount"),
             &defaults(),

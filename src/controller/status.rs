@@ -63,6 +63,16 @@ impl Outcome {
     }
 }
 
+/// Whether a status written for another generation is there to be read as
+/// this one's verdict while the writes run. A new object has none (its
+/// `observedGeneration` reads as the schema's default, 0, generations start
+/// at 1), and already reads as in progress to kstatus and Argo CD:
+/// announcing the work would cost every create a second status write (a
+/// fifth of the API server's writes in a burst of creates) and say nothing.
+pub fn last_verdict_misreadable(observed: Option<i64>, generation: Option<i64>) -> bool {
+    observed.is_some_and(|g| g > 0) && observed != generation
+}
+
 /// Writes `next` (the kind's own fields) with the conditions for
 /// `outcome`, unless that says nothing new. A new failure reason also goes
 /// out as an Event: Normal when it clears by itself, Warning otherwise.
@@ -132,6 +142,14 @@ mod tests {
     use super::*;
     use crate::policy::desire::InvalidSpec;
     use crate::policy::refusal::Refusal;
+
+    #[test]
+    fn only_a_verdict_of_another_generation_is_announced_as_outdated() {
+        assert!(last_verdict_misreadable(Some(1), Some(2)));
+        assert!(!last_verdict_misreadable(Some(2), Some(2)));
+        assert!(!last_verdict_misreadable(None, Some(1)));
+        assert!(!last_verdict_misreadable(Some(0), Some(1)));
+    }
 
     #[test]
     fn refusals_stall_and_what_clears_by_itself_keeps_reconciling() {

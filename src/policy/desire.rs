@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use super::chain::{CHAIN_POLICY_NAME, Chaining};
 use super::document::PolicyDocument;
 use super::guardrails::Guardrails;
 use super::issuer::IssuerSource;
@@ -166,6 +167,7 @@ fn generated_name_part(owner: &Owner) -> String {
 pub fn desired_role(
     role: &RoleSpec,
     policies: &PolicySpec,
+    chaining: Chaining,
     trust_policy: PolicyDocument,
     owner: &Owner,
     settings: &Defaults,
@@ -247,12 +249,22 @@ pub fn desired_role(
             &mut problems,
             validate_inline_policy_name(&field, policy_name),
         );
+        if policy_name == CHAIN_POLICY_NAME {
+            problems.push(format!(
+                "{field}: the name {CHAIN_POLICY_NAME} is the operator's own, for the roles in \
+                 spec.policies.assumeRoles; name the policy otherwise"
+            ));
+        }
         match PolicyDocument::from_value(&written.to_value()) {
             Ok(document) => {
                 inline_policies.insert(policy_name.clone(), document);
             }
             Err(e) => problems.push(format!("{field}: {e}")),
         }
+    }
+    problems.extend(chaining.problems(&settings.partition));
+    if let Some(chain) = chaining.policy() {
+        inline_policies.insert(CHAIN_POLICY_NAME.to_string(), chain);
     }
     note(
         &mut problems,
@@ -353,7 +365,18 @@ pub fn desired_binding(
                 service_account: &spec.service_account_name,
                 session_tags: !spec.disable_session_tags.unwrap_or(false),
             });
-            match desired_role(role, &policies, trust, owner, settings, previous) {
+            let chaining = Chaining {
+                assume_roles: &policies.assume_roles,
+                target_role: spec.target_role_arn.as_deref(),
+                // EKS asks for both on a target whatever the tags; a chain
+                // of the pod's own passes Pod Identity's tags when on.
+                tag_session: !spec.disable_session_tags.unwrap_or(false)
+                    || spec
+                        .target_role_arn
+                        .as_deref()
+                        .is_some_and(|t| !t.is_empty()),
+            };
+            match desired_role(role, &policies, chaining, trust, owner, settings, previous) {
                 Ok(state) => Some(WantedRole::Created(state)),
                 Err(InvalidSpec(more)) => {
                     problems.extend(more);
@@ -449,6 +472,7 @@ mod tests {
         desired_role(
             &role,
             &policies,
+            crate::policy::chain::Chaining::default(),
             crate::policy::pod_identity_trust_policy(),
             &owner(),
             &settings(),
@@ -523,6 +547,7 @@ mod tests {
         let role = desired_role(
             &spec,
             &PolicySpec::default(),
+            crate::policy::chain::Chaining::default(),
             crate::policy::pod_identity_trust_policy(),
             &owner(),
             &s,
@@ -543,7 +568,7 @@ mod tests {
             inline: BTreeMap::from([(
                 "s3".to_string(),
                 json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}}).into(),
-            )]),
+            )]),            ..Default::default()
         };
         let role = desire(RoleSpec::default(), policies).expect("valid");
         assert_eq!(role.managed_policies.len(), 1);

@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::validate::{validate_permissions_boundary_arn, validate_role_path};
-use patterns::{action_reaches, arn_matches, is_every_resource, is_service_wildcard, reach};
+use patterns::{
+    action_reaches, arn_matches, covers, is_every_resource, is_service_wildcard, reach,
+};
 use serde_json::Value;
 
 use crate::api::InlineDocument;
@@ -133,6 +135,11 @@ pub struct NamespaceGrant {
     /// (`adoptRole`); off everywhere unless granted.
     #[serde(default)]
     pub adopt_roles: bool,
+    /// Roles objects here may chain to (ARN patterns): those named in
+    /// `spec.policies.assumeRoles`, and those an inline policy lets the
+    /// role assume. None unless granted.
+    #[serde(default)]
+    pub assume_roles: Vec<String>,
 }
 
 /// The guardrails document as written.
@@ -162,6 +169,7 @@ pub const DENY_ACCOUNT_WRITES: &str = "deny-account-writes";
 pub const DENY_NOT_ACTION_ALLOW: &str = "deny-not-action-allow";
 pub const DENY_NOT_RESOURCE_ALLOW: &str = "deny-not-resource-allow";
 pub const DENY_UNGRANTED_ROLE_ARNS: &str = "deny-ungranted-role-arns";
+pub const DENY_UNGRANTED_ASSUME_ROLES: &str = "deny-ungranted-assume-roles";
 
 /// AWS managed policies that hand out the account, IAM, or the organization.
 const ADMIN_MANAGED_POLICIES: [&str; 5] = [
@@ -244,6 +252,7 @@ pub fn default_rule_names() -> Vec<&'static str> {
         DENY_ACCOUNT_WRITES,
         DENY_NOT_ACTION_ALLOW,
         DENY_NOT_RESOURCE_ALLOW,
+        DENY_UNGRANTED_ASSUME_ROLES,
     ]
 }
 
@@ -262,6 +271,7 @@ pub struct Guardrails {
     admin_policies: bool,
     not_action: bool,
     not_resource: bool,
+    ungranted_assume: bool,
 }
 
 impl Default for Guardrails {
@@ -285,6 +295,8 @@ pub struct CreatedRole<'a> {
     /// As the spec wrote them (grammar already checked), so that statement
     /// numbers in messages are the user's own.
     pub inline_policies: &'a BTreeMap<String, InlineDocument>,
+    /// `spec.policies.assumeRoles`.
+    pub assume_roles: &'a [String],
 }
 
 /// Everything of one object the guardrails judge.
@@ -341,6 +353,7 @@ impl Guardrails {
             admin_policies: kept(DENY_ADMIN_MANAGED_POLICIES),
             not_action: kept(DENY_NOT_ACTION_ALLOW),
             not_resource: kept(DENY_NOT_RESOURCE_ALLOW),
+            ungranted_assume: kept(DENY_UNGRANTED_ASSUME_ROLES),
             action_rules,
             document,
         })
@@ -402,18 +415,30 @@ impl Guardrails {
             .filter(|g| grant_applies(g, tenancy.namespace, tenancy.namespace_labels))
             .collect();
         let mut found = Vec::new();
+        // A Pod Identity target granted as an existing role is chained to
+        // by EKS anyway: an inline grant to assume it reaches nothing more.
+        let granted_targets: Vec<&str> = tenancy
+            .existing_roles
+            .iter()
+            .filter(|(field, arn)| {
+                *field == TARGET_ROLE_FIELD && existing_role_granted(&grants, arn)
+            })
+            .map(|(_, arn)| *arn)
+            .collect();
         if let Some(role) = &tenancy.created_role {
             self.judge_role(role, &grants, &mut found);
             self.judge_managed(role.managed_policies, &grants, &mut found);
+            let chain = ChainGrants {
+                grants: &grants,
+                targets: &granted_targets,
+            };
             for (name, document) in role.inline_policies {
-                self.judge_inline(name, &document.to_value(), &mut found);
+                self.judge_inline(name, &document.to_value(), &chain, &mut found);
             }
+            self.judge_chain(role.assume_roles, &grants, &mut found);
         }
         for (field, arn) in &tenancy.existing_roles {
-            if !grants
-                .iter()
-                .any(|g| g.role_arns.iter().any(|p| arn_matches(p, arn)))
-            {
+            if !existing_role_granted(&grants, arn) {
                 found.push(Violation {
                     rule: DENY_UNGRANTED_ROLE_ARNS.into(),
                     field: field.to_string(),
@@ -536,7 +561,31 @@ impl Guardrails {
         }
     }
 
-    fn judge_inline(&self, name: &str, document: &Value, found: &mut Vec<Violation>) {
+    fn judge_chain(&self, arns: &[String], grants: &[&NamespaceGrant], found: &mut Vec<Violation>) {
+        if !self.ungranted_assume {
+            return;
+        }
+        for (index, arn) in arns.iter().enumerate() {
+            if !assume_granted(grants, arn) {
+                found.push(Violation {
+                    rule: DENY_UNGRANTED_ASSUME_ROLES.into(),
+                    field: format!("spec.policies.assumeRoles[{index}]"),
+                    item: arn.clone(),
+                    why: "roles may be chained to only where the guardrails grant the namespace \
+                          their ARN (namespaces[].assumeRoles); ask the platform team"
+                        .into(),
+                });
+            }
+        }
+    }
+
+    fn judge_inline(
+        &self,
+        name: &str,
+        document: &Value,
+        chain: &ChainGrants,
+        found: &mut Vec<Violation>,
+    ) {
         let statements: Vec<&Value> = match document.get("Statement") {
             Some(Value::Array(items)) => items.iter().collect(),
             Some(single) => vec![single],
@@ -611,8 +660,78 @@ impl Guardrails {
                     });
                 }
             }
+            self.judge_inline_chain(&field, &actions, &resources, chain, found);
         }
     }
+
+    /// An inline `sts:AssumeRole` reaches the same roles as
+    /// `spec.policies.assumeRoles`, so it is held to the same grant (every
+    /// resource is `deny-sts-on-all-resources`'s to report, when kept).
+    fn judge_inline_chain(
+        &self,
+        field: &str,
+        actions: &[String],
+        resources: &[String],
+        chain: &ChainGrants,
+        found: &mut Vec<Violation>,
+    ) {
+        const ASSUMING: [&str; 3] = [
+            "sts:AssumeRole",
+            "sts:AssumeRoleWithWebIdentity",
+            "sts:AssumeRoleWithSAML",
+        ];
+        let assumes = actions
+            .iter()
+            .any(|a| ASSUMING.iter().any(|rule| action_reaches(a, rule, &[])));
+        if !self.ungranted_assume || !assumes {
+            return;
+        }
+        let sts_on_all_kept = self.action_rules.iter().any(|r| r.name == DENY_STS_ON_ALL);
+        for resource in resources {
+            if (sts_on_all_kept && is_every_resource(resource))
+                || assume_granted(chain.grants, resource)
+                || chain.targets.contains(&resource.as_str())
+            {
+                continue;
+            }
+            found.push(Violation {
+                rule: DENY_UNGRANTED_ASSUME_ROLES.into(),
+                field: format!("{field}.Resource"),
+                item: resource.clone(),
+                why: "roles may be chained to only where the guardrails grant the namespace their \
+                      ARN (namespaces[].assumeRoles); name the role in spec.policies.assumeRoles \
+                      once granted, or ask the platform team"
+                    .into(),
+            });
+        }
+    }
+}
+
+/// What an inline policy of the namespace may let its role assume.
+struct ChainGrants<'a> {
+    grants: &'a [&'a NamespaceGrant],
+    /// The object's own Pod Identity target, when granted.
+    targets: &'a [&'a str],
+}
+
+/// The field of a Pod Identity target among `Tenancy::existing_roles`.
+pub const TARGET_ROLE_FIELD: &str = "spec.targetRoleArn";
+
+fn existing_role_granted(grants: &[&NamespaceGrant], arn: &str) -> bool {
+    grants
+        .iter()
+        .any(|g| g.role_arns.iter().any(|p| arn_matches(p, arn)))
+}
+
+/// Whether a grant of the namespace covers every role `arn` (a pattern,
+/// when it comes from a policy) may name.
+fn assume_granted(grants: &[&NamespaceGrant], arn: &str) -> bool {
+    let arn = arn.to_lowercase();
+    grants.iter().any(|g| {
+        g.assume_roles
+            .iter()
+            .any(|p| covers(&p.to_lowercase(), &arn))
+    })
 }
 
 fn rule_resources_reached(rule: &ActionRule, resources: &[String]) -> bool {
@@ -731,6 +850,9 @@ fn document_problems(document: &GuardrailsDocument) -> Vec<String> {
         }
         for p in &grant.managed_policies {
             arn_patterns.push((format!("namespaces[{i}].managedPolicies"), p));
+        }
+        for p in &grant.assume_roles {
+            arn_patterns.push((format!("namespaces[{i}].assumeRoles"), p));
         }
     }
     for (field, pattern) in arn_patterns {

@@ -6,6 +6,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::PolicyDocument;
+use super::chain::Chaining;
 use super::desire::{
     Defaults, InvalidSpec, WantedRole, desired_role, existing_role_arn, regional_role_name,
 };
@@ -131,9 +132,14 @@ pub fn desired_irsa(
                 &audience,
             );
             check_policy_grammar(&isa.spec.policies)?;
+            let chaining = Chaining {
+                assume_roles: &isa.spec.policies.assume_roles,
+                ..Default::default()
+            };
             let role = desired_role(
                 &isa.spec.role,
                 &isa.spec.policies,
+                chaining,
                 trust,
                 owner,
                 defaults,

@@ -7,6 +7,7 @@
 
 pub mod association_plan;
 pub mod binding_plan;
+pub mod chain;
 pub mod desire;
 pub mod document;
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::desire::{DesiredBinding, WantedRole};
 use super::grammar::inline_policies_problems;
-use super::guardrails::{CreatedRole, Tenancy};
+use super::guardrails::{CreatedRole, TARGET_ROLE_FIELD, Tenancy};
 use super::plan::Subject;
 use super::refusal::Refusal;
 use super::role_plan::RoleState;
@@ -47,6 +47,7 @@ pub fn check_guardrails(
             spec_path: spec_names.as_ref().and_then(|(_, p)| p.as_deref()),
             managed_policies: &role.managed_policies,
             inline_policies: inline,
+            assume_roles: policies.map_or(&[], |p| &p.assume_roles),
         }),
         existing_roles,
     };
@@ -73,7 +74,7 @@ pub fn check_binding_guardrails(
         existing.push(("spec.roleArn", arn));
     }
     if let Some(arn) = spec.target_role_arn.as_deref().filter(|a| !a.is_empty()) {
-        existing.push(("spec.targetRoleArn", arn));
+        existing.push((TARGET_ROLE_FIELD, arn));
     }
     check_guardrails(
         defaults,

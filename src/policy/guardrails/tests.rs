@@ -25,6 +25,7 @@ struct Spec {
     namespace: &'static str,
     labels: Option<BTreeMap<String, String>>,
     adopt: bool,
+    assume_roles: Vec<String>,
 }
 
 impl Default for Spec {
@@ -40,6 +41,7 @@ impl Default for Spec {
             namespace: NS,
             labels: None,
             adopt: false,
+            assume_roles: Vec::new(),
         }
     }
 }
@@ -56,6 +58,7 @@ fn judge(guardrails: &Guardrails, spec: &Spec) -> Vec<Violation> {
             spec_path: spec.spec_path,
             managed_policies: &spec.managed,
             inline_policies: &spec.inline,
+            assume_roles: &spec.assume_roles,
         }),
         existing_roles: spec.existing.clone(),
     })
@@ -200,10 +203,6 @@ fn defaults_allow_what_an_app_needs() {
         allow(json!("dynamodb:Query"), json!("*")),
         allow(json!(["iam:GetRole", "iam:List*"]), json!("*")),
         allow(json!("*:Get*"), json!("arn:aws:s3:::b")),
-        allow(
-            json!("sts:AssumeRole"),
-            json!("arn:aws:iam::222222222222:role/reader"),
-        ),
         allow(json!("sts:GetCallerIdentity"), json!("*")),
         allow(json!("iam:PassRole"), json!("arn:aws:iam::1:role/app-task")),
         json!([{"Effect": "Deny", "NotAction": "s3:*", "NotResource": "*"}]),
@@ -695,5 +694,106 @@ fn adopting_a_role_needs_a_grant_for_the_namespace() {
         rules_broken(&Guardrails::default(), &adopting("platform")),
         ["namespaces[].adoptRoles"],
         "off unless granted"
+    );
+}
+
+#[test]
+fn chained_roles_need_a_grant_whether_declared_or_written_inline() {
+    const READER: &str = "arn:aws:iam::222222222222:role/reader";
+    let guardrails = Guardrails::parse(
+        "namespaces:\n- names: [apps]\n  assumeRoles: ['arn:aws:iam::222222222222:role/*']\n",
+    )
+    .unwrap();
+    let declared = |namespace, arns: &[&str]| Spec {
+        namespace,
+        assume_roles: arns.iter().map(|a| a.to_string()).collect(),
+        ..Spec::default()
+    };
+    assert!(judge(&guardrails, &declared(NS, &[READER])).is_empty());
+    let refused = judge(
+        &guardrails,
+        &declared(NS, &[READER, "arn:aws:iam::333333333333:role/reader"]),
+    );
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].rule, DENY_UNGRANTED_ASSUME_ROLES);
+    assert_eq!(refused[0].field, "spec.policies.assumeRoles[1]");
+    assert_eq!(
+        rules_broken(&Guardrails::default(), &declared(NS, &[READER])),
+        [DENY_UNGRANTED_ASSUME_ROLES],
+        "none unless granted"
+    );
+    assert_eq!(
+        rules_broken(&guardrails, &declared("web", &[READER])),
+        [DENY_UNGRANTED_ASSUME_ROLES],
+        "the grant is the namespace's"
+    );
+
+    // The same reach written by hand is held to the same grant, with the
+    // pattern it writes: a grant covers it only when it covers every role
+    // the pattern names.
+    for (action, resource, granted) in [
+        ("sts:AssumeRole", READER, true),
+        ("sts:Assume*", "arn:aws:iam::222222222222:role/team-*", true),
+        (
+            "sts:AssumeRole",
+            "arn:aws:iam::333333333333:role/reader",
+            false,
+        ),
+        ("sts:*", "arn:aws:iam::*:role/reader", false),
+        (
+            "sts:AssumeRoleWithWebIdentity",
+            "arn:aws:iam::333333333333:role/x",
+            false,
+        ),
+        ("sts:TagSession", "arn:aws:iam::333333333333:role/x", true),
+    ] {
+        let spec = Spec {
+            namespace: NS,
+            ..with_inline(allow(json!(action), json!(resource)))
+        };
+        let found = judge(&guardrails, &spec);
+        assert_eq!(
+            found.is_empty(),
+            granted,
+            "{action} on {resource}: {found:?}"
+        );
+        if let Some(v) = found.first() {
+            assert_eq!(v.rule, DENY_UNGRANTED_ASSUME_ROLES);
+            assert_eq!(v.field, "spec.policies.inline.p.Statement[0].Resource");
+            assert_eq!(v.item, resource);
+        }
+    }
+    // Every resource is the sts rule's to report, once.
+    assert_eq!(
+        rules_broken(
+            &guardrails,
+            &with_inline(allow(json!("sts:AssumeRole"), json!("*")))
+        ),
+        [DENY_STS_ON_ALL]
+    );
+    let switched_off =
+        Guardrails::parse("disabledDefaultRules: [deny-ungranted-assume-roles]\n").unwrap();
+    assert!(judge(&switched_off, &declared(NS, &[READER])).is_empty());
+}
+
+#[test]
+fn a_granted_pod_identity_target_may_be_assumed_inline_as_before() {
+    const TARGET: &str = "arn:aws:iam::210987654321:role/shared-reports-writer";
+    let guardrails = Guardrails::parse(
+        "namespaces:\n- names: [apps]\n  roleArns: ['arn:aws:iam::210987654321:role/shared-*']\n",
+    )
+    .unwrap();
+    let spec = |existing| Spec {
+        existing,
+        ..with_inline(allow(
+            json!(["sts:AssumeRole", "sts:TagSession"]),
+            json!(TARGET),
+        ))
+    };
+    assert!(judge(&guardrails, &spec(vec![(TARGET_ROLE_FIELD, TARGET)])).is_empty());
+    assert_eq!(
+        rules_broken(&guardrails, &spec(Vec::new())),
+        [DENY_UNGRANTED_ASSUME_ROLES],
+        "without the target, the inline grant is a chain of its own"
     );
 }

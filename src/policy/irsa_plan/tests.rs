@@ -43,6 +43,7 @@ fn isa(role_name: Option<&str>) -> IamServiceAccount {
             policies: PolicySpec {
                 managed: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
                 inline: BTreeMap::new(),
+                assume_roles: Vec::new(),
             },
             ..Default::default()
         },
