@@ -639,6 +639,12 @@ fn invalid_spec_cases(c: &mut Cases, account: &str) {
             "elb-describer",
             "spec.policies.assumeRoles[0]",
         ),
+        (
+            Isa,
+            "wildcard-path",
+            "arn:aws:iam::210987654321:role/*/reader",
+            "wildcard",
+        ),
     ] {
         add(
             kind,
@@ -647,6 +653,16 @@ fn invalid_spec_cases(c: &mut Cases, account: &str) {
             &[needle],
         );
     }
+    add(
+        Pib,
+        "spec-pib-assume-roles-beside-target",
+        json!({
+            "role": {},
+            "targetRoleArn": "arn:aws:iam::210987654321:role/target-role",
+            "policies": {"assumeRoles": ["arn:aws:iam::210987654321:role/elb-describer"]},
+        }),
+        &["spec.policies.assumeRoles", "reach nothing"],
+    );
     add(
         Isa,
         "spec-isa-inline-named-as-the-chain",

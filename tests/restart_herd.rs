@@ -109,6 +109,25 @@ async fn a_restart_over_1000_converged_objects_writes_nothing_and_spreads_its_re
         all_calls = calls_of_second();
     }
     let kube_writes = h.writes_since(audit, &h.operator_user, &ns);
+    // The restart read what exists as watch streams (WatchList, which the
+    // harness's API server has), not as lists parsed a page at a time.
+    let initial_reads = h.initial_reads_since(audit, &h.operator_user);
+    for resource in [
+        "iamserviceaccounts",
+        "podidentitybindings",
+        "serviceaccounts",
+    ] {
+        let of = |how: &str| {
+            initial_reads
+                .iter()
+                .filter(|(r, h)| r == resource && h == how)
+                .count()
+        };
+        assert!(
+            of("streamed") >= 1 && of("listed") == 0,
+            "{resource}: {initial_reads:?}"
+        );
+    }
     let ready_after = ready_count(h, &ns);
     let _ = second.child.kill();
     let _ = second.child.wait();

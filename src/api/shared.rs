@@ -72,7 +72,9 @@ pub struct PolicySpec {
     /// these `sts:AssumeRole` (and `sts:TagSession` for Pod Identity's
     /// session tags) in an inline policy of its own,
     /// `iam-operator-assume-roles`; the guardrails decide which ARNs a
-    /// namespace may name. Each role's trust must admit this role too.
+    /// namespace may name. Each role's trust must admit this role too
+    /// (with `sts:TagSession` for Pod Identity). Exact ARNs, no wildcards;
+    /// not beside a PodIdentityBinding's `targetRoleArn`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("maxItems" = 20, "x-kubernetes-list-type" = "set"))]
     pub assume_roles: Vec<String>,

@@ -20,6 +20,7 @@ use super::backoff::{Schedule, TRANSIENT};
 use super::execute::execute;
 use super::first_check::{Decision, fingerprint};
 use super::guardrails_file;
+use super::initial_state;
 use super::kind::{ManagedKind, ReadyStatus, object_key, ready_at_its_generation};
 use super::observe::{namespace_labels, subject_of};
 use super::status::{self, Outcome, last_verdict_misreadable};
@@ -45,6 +46,7 @@ pub async fn run<K: ManagedKind>(
     readiness: Readiness,
 ) {
     wait_for_crd(&api).await;
+    let initial_state = initial_state::watcher_config(&service_accounts).await;
     readiness.controller_running();
     let (store, writer) = reflector::store();
     let (wake_rivals, rival_wakes) = futures::channel::mpsc::unbounded();
@@ -56,7 +58,7 @@ pub async fn run<K: ManagedKind>(
     // would only read AWS again. Annotations pass so that `kubectl annotate`
     // can ask for one. (A status someone deletes by hand is rewritten at the
     // next resync; a restored object arrives as new and is reconciled.)
-    let changes = watcher(api.clone(), watcher::Config::default())
+    let changes = watcher(api.clone(), initial_state.clone())
         .default_backoff()
         // Nothing reads who wrote which field, nor kubectl's copy of the
         // last applied spec (Argo CD's client-side apply writes one): at a
@@ -97,7 +99,7 @@ pub async fn run<K: ManagedKind>(
     // wire in full.
     let claimants = store.clone();
     let claims = ctx.clone();
-    let service_account_changes = watcher(service_accounts, watcher::Config::default())
+    let service_account_changes = watcher(service_accounts, initial_state)
         .default_backoff()
         .filter_map(|event| {
             // The watcher retries by itself; a failing one should still be

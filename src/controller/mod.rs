@@ -13,6 +13,7 @@ pub mod execute;
 pub mod first_check;
 pub mod guardrails_file;
 pub mod iam_service_account;
+pub mod initial_state;
 pub mod kind;
 pub mod lifecycle;
 pub mod observe;

@@ -31,8 +31,8 @@ pub struct Chaining<'a> {
 }
 
 impl Chaining<'_> {
-    /// Every role to grant, in order, once each (IAM compares ARNs with
-    /// case, so `Role/a` and `role/a` stay two).
+    /// Every role to grant, in order, once each (paths and names kept as
+    /// written: `Role/a` and `role/a` stay two).
     pub fn targets(&self) -> Vec<&str> {
         let mut all: Vec<&str> = self
             .assume_roles
@@ -60,6 +60,10 @@ impl Chaining<'_> {
             let field = format!("spec.policies.assumeRoles[{i}]");
             match parse_role_arn(&field, arn) {
                 Err(e) => problems.push(e.to_string()),
+                Ok(_) if has_wildcard(arn) => problems.push(format!(
+                    "{field}: {arn} has a wildcard; name each role exactly, the operator grants \
+                     no more than the roles listed"
+                )),
                 Ok(parsed) if parsed.partition != partition => problems.push(format!(
                     "{field}: {arn} is in partition {}, the cluster is in {partition}; roles \
                      cannot be assumed across partitions",
@@ -92,6 +96,12 @@ impl Chaining<'_> {
             }],
         })))
     }
+}
+
+/// IAM role paths may hold `*` and `?`, which a policy's Resource reads as
+/// wildcards.
+pub fn has_wildcard(arn: &str) -> bool {
+    arn.contains(['*', '?'])
 }
 
 #[cfg(test)]
@@ -154,16 +164,25 @@ mod tests {
             "arn:aws:iam::222222222222:role/*",
             "arn:aws-cn:iam::222222222222:role/x",
             "arn:aws:iam::222222222222:user/x",
+            "arn:aws:iam::222222222222:role/te?m/reader",
+            "arn:aws:iam::222222222222:role/*/reader",
         ]);
         let chaining = Chaining {
             assume_roles: &declared,
             ..Default::default()
         };
         let problems = chaining.problems("aws");
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 5, "{problems:?}");
         assert!(problems[0].starts_with("spec.policies.assumeRoles[1]"));
         assert!(problems[1].contains("across partitions"));
         assert!(problems[2].starts_with("spec.policies.assumeRoles[3]"));
+        for (problem, index) in problems[3..].iter().zip([4, 5]) {
+            assert!(
+                problem.starts_with(&format!("spec.policies.assumeRoles[{index}]"))
+                    && problem.contains("wildcard"),
+                "{problem}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::chain::{CHAIN_POLICY_NAME, Chaining};
+use super::chain::{CHAIN_POLICY_NAME, Chaining, has_wildcard};
 use super::document::PolicyDocument;
 use super::guardrails::Guardrails;
 use super::issuer::IssuerSource;
@@ -249,7 +249,8 @@ pub fn desired_role(
             &mut problems,
             validate_inline_policy_name(&field, policy_name),
         );
-        if policy_name == CHAIN_POLICY_NAME {
+        // IAM may take the names without case: no look-alike either.
+        if policy_name.eq_ignore_ascii_case(CHAIN_POLICY_NAME) {
             problems.push(format!(
                 "{field}: the name {CHAIN_POLICY_NAME} is the operator's own, for the roles in \
                  spec.policies.assumeRoles; name the policy otherwise"
@@ -266,9 +267,13 @@ pub fn desired_role(
     if let Some(chain) = chaining.policy() {
         inline_policies.insert(CHAIN_POLICY_NAME.to_string(), chain);
     }
+    let sized = match inline_policies.contains_key(CHAIN_POLICY_NAME) {
+        true => "spec.policies.inline with spec.policies.assumeRoles",
+        false => "spec.policies.inline",
+    };
     note(
         &mut problems,
-        validate_inline_policies_size("spec.policies.inline", inline_policies.values()),
+        validate_inline_policies_size(sized, inline_policies.values()),
     );
 
     if !problems.is_empty() {
@@ -365,16 +370,21 @@ pub fn desired_binding(
                 service_account: &spec.service_account_name,
                 session_tags: !spec.disable_session_tags.unwrap_or(false),
             });
+            let target = spec.target_role_arn.as_deref().filter(|t| !t.is_empty());
+            if target.is_some() && !policies.assume_roles.is_empty() {
+                problems.push(
+                    "spec.policies.assumeRoles: with spec.targetRoleArn the pods hold the \
+                     target role's credentials, never this role's, so these grants would reach \
+                     nothing; grant them on the target role, or drop targetRoleArn"
+                        .to_string(),
+                );
+            }
             let chaining = Chaining {
                 assume_roles: &policies.assume_roles,
-                target_role: spec.target_role_arn.as_deref(),
+                target_role: target,
                 // EKS asks for both on a target whatever the tags; a chain
                 // of the pod's own passes Pod Identity's tags when on.
-                tag_session: !spec.disable_session_tags.unwrap_or(false)
-                    || spec
-                        .target_role_arn
-                        .as_deref()
-                        .is_some_and(|t| !t.is_empty()),
+                tag_session: !spec.disable_session_tags.unwrap_or(false) || target.is_some(),
             };
             match desired_role(role, &policies, chaining, trust, owner, settings, previous) {
                 Ok(state) => Some(WantedRole::Created(state)),
@@ -421,6 +431,12 @@ pub fn desired_binding(
     };
     let target_role = match spec.target_role_arn.as_deref().filter(|t| !t.is_empty()) {
         None => None,
+        Some(arn) if has_wildcard(arn) => {
+            problems.push(format!(
+                "spec.targetRoleArn: {arn} has a wildcard; EKS assumes one role, named exactly"
+            ));
+            None
+        }
         Some(arn) => match parse_role_arn("spec.targetRoleArn", arn) {
             Ok(parsed) if parsed.partition != settings.partition => {
                 problems.push(format!(
@@ -832,6 +848,125 @@ mod tests {
             Some("210987654321".to_string())
         );
         assert!(desired.disable_session_tags);
+    }
+
+    fn chain_of(desired: &DesiredBinding) -> Option<serde_json::Value> {
+        let role = desired.role.created().expect("a created role");
+        role.inline_policies
+            .get(CHAIN_POLICY_NAME)
+            .map(|p| p.as_value()["Statement"][0]["Action"].clone())
+    }
+
+    #[test]
+    fn a_target_is_granted_with_tag_session_even_without_session_tags() {
+        const TARGET: &str = "arn:aws:iam::210987654321:role/data-reader";
+        const REMOTE: &str = "arn:aws:iam::210987654321:role/elb-describer";
+        let spec = |target: Option<&str>, assume: &[&str], disable: bool| PodIdentityBindingSpec {
+            target_role_arn: target.map(str::to_string),
+            disable_session_tags: Some(disable),
+            policies: Some(PolicySpec {
+                assume_roles: assume.iter().map(|a| a.to_string()).collect(),
+                ..Default::default()
+            }),
+            ..binding(Some(RoleSpec::default()), None)
+        };
+        let desire =
+            |s: &PodIdentityBindingSpec| desired_binding(s, &binding_owner(), &settings(), &[]);
+        let both = json!(["sts:AssumeRole", "sts:TagSession"]);
+        assert_eq!(
+            chain_of(&desire(&spec(Some(TARGET), &[], true)).expect("valid")),
+            Some(both.clone())
+        );
+        assert_eq!(
+            chain_of(&desire(&spec(None, &[REMOTE], false)).expect("valid")),
+            Some(both)
+        );
+        assert_eq!(
+            chain_of(&desire(&spec(None, &[REMOTE], true)).expect("valid")),
+            Some(json!(["sts:AssumeRole"]))
+        );
+        assert_eq!(
+            chain_of(&desire(&spec(None, &[], false)).expect("valid")),
+            None
+        );
+        // The pods of a binding with a target hold the target's credentials.
+        let InvalidSpec(problems) =
+            desire(&spec(Some(TARGET), &[REMOTE], false)).expect_err("refused");
+        assert!(problems[0].contains("reach nothing"), "{problems:?}");
+        let InvalidSpec(problems) =
+            desire(&spec(Some("arn:aws:iam::210987654321:role/*"), &[], false))
+                .expect_err("refused");
+        assert!(problems[0].contains("wildcard"), "{problems:?}");
+    }
+
+    #[test]
+    fn the_chain_joins_the_inline_policies_counted_against_their_size() {
+        let remote = "arn:aws:iam::210987654321:role/elb-describer".to_string();
+        let chained = PolicySpec {
+            assume_roles: vec![remote.clone()],
+            ..Default::default()
+        };
+        let chaining = Chaining {
+            assume_roles: &chained.assume_roles,
+            ..Default::default()
+        };
+        let role = desired_role(
+            &RoleSpec::default(),
+            &chained,
+            chaining,
+            crate::policy::pod_identity_trust_policy(),
+            &owner(),
+            &settings(),
+            &[],
+        )
+        .expect("valid");
+        let chain = &role.inline_policies[CHAIN_POLICY_NAME];
+        assert_eq!(
+            chain.as_value()["Statement"][0]["Resource"],
+            json!([remote])
+        );
+        // Near the quota, the chain is what tips it over, and says so.
+        let full = PolicySpec {
+            inline: BTreeMap::from([("big".to_string(), padded(10_150).into())]),
+            ..chained.clone()
+        };
+        let InvalidSpec(problems) = desired_role(
+            &RoleSpec::default(),
+            &full,
+            chaining,
+            crate::policy::pod_identity_trust_policy(),
+            &owner(),
+            &settings(),
+            &[],
+        )
+        .expect_err("over the quota");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("spec.policies.inline with spec.policies.assumeRoles")),
+            "{problems:?}"
+        );
+        let mut named = PolicySpec::default();
+        named
+            .inline
+            .insert("IAM-Operator-Assume-Roles".to_string(), padded(100).into());
+        let InvalidSpec(problems) = desired_role(
+            &RoleSpec::default(),
+            &named,
+            Chaining::default(),
+            crate::policy::pod_identity_trust_policy(),
+            &owner(),
+            &settings(),
+            &[],
+        )
+        .expect_err("the operator's name");
+        assert!(problems[0].contains("operator's own"), "{problems:?}");
+    }
+
+    /// A valid document of about `size` characters without whitespace.
+    fn padded(size: usize) -> serde_json::Value {
+        let resource = format!("arn:aws:s3:::{}", "p".repeat(size.saturating_sub(80)));
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": resource}]})
     }
 
     #[test]

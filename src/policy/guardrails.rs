@@ -675,14 +675,11 @@ impl Guardrails {
         chain: &ChainGrants,
         found: &mut Vec<Violation>,
     ) {
-        const ASSUMING: [&str; 3] = [
-            "sts:AssumeRole",
-            "sts:AssumeRoleWithWebIdentity",
-            "sts:AssumeRoleWithSAML",
-        ];
+        // Only AssumeRole is authorized by the caller's own policy; the
+        // web identity and SAML calls are judged by the role's trust alone.
         let assumes = actions
             .iter()
-            .any(|a| ASSUMING.iter().any(|rule| action_reaches(a, rule, &[])));
+            .any(|a| action_reaches(a, "sts:AssumeRole", &[]));
         if !self.ungranted_assume || !assumes {
             return;
         }

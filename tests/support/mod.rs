@@ -528,6 +528,30 @@ impl Harness {
 }
 
 impl Harness {
+    /// How `user` read the objects that existed when each of its watches
+    /// started, since `mark`: (resource, "streamed" or "listed"), from the
+    /// API server's audit log.
+    pub fn initial_reads_since(&self, mark: usize, user: &str) -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(&self.audit_log).expect("read audit log");
+        text[mark..]
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|event| event["user"]["username"] == user)
+            .filter_map(|event| {
+                let uri = event["requestURI"].as_str().unwrap_or_default();
+                let how = match event["verb"].as_str().unwrap_or_default() {
+                    "watch" if uri.contains("sendInitialEvents=true") => "streamed",
+                    // A list of one is the start's check that the CRD
+                    // is installed, not a watch's initial state.
+                    "list" if !uri.contains("limit=1&") && !uri.ends_with("limit=1") => "listed",
+                    _ => return None,
+                };
+                let resource = event["objectRef"]["resource"].as_str().unwrap_or_default();
+                Some((resource.to_string(), how.to_string()))
+            })
+            .collect()
+    }
+
     /// Where the audit log ends now; pass to `writes_since`.
     pub fn audit_mark(&self) -> usize {
         std::fs::read_to_string(&self.audit_log).map_or(0, |t| t.len())

@@ -740,10 +740,14 @@ fn chained_roles_need_a_grant_whether_declared_or_written_inline() {
             false,
         ),
         ("sts:*", "arn:aws:iam::*:role/reader", false),
+        ("STS:assumerole", "arn:aws:iam::333333333333:role/x", false),
+        ("*", "arn:aws:iam::333333333333:role/x", false),
+        ("s?s:AssumeRole", "arn:aws:iam::333333333333:role/x", false),
+        ("sts:AssumeRole", "arn:aws:iam::22222222222?:role/x", false),
         (
             "sts:AssumeRoleWithWebIdentity",
             "arn:aws:iam::333333333333:role/x",
-            false,
+            true,
         ),
         ("sts:TagSession", "arn:aws:iam::333333333333:role/x", true),
     ] {
@@ -752,17 +756,54 @@ fn chained_roles_need_a_grant_whether_declared_or_written_inline() {
             ..with_inline(allow(json!(action), json!(resource)))
         };
         let found = judge(&guardrails, &spec);
+        // `*` breaks other rules too; this one is what is judged here.
+        let ours: Vec<&Violation> = found
+            .iter()
+            .filter(|v| v.rule == DENY_UNGRANTED_ASSUME_ROLES)
+            .collect();
         assert_eq!(
-            found.is_empty(),
+            ours.is_empty(),
             granted,
             "{action} on {resource}: {found:?}"
         );
-        if let Some(v) = found.first() {
+        if let Some(v) = ours.first() {
             assert_eq!(v.rule, DENY_UNGRANTED_ASSUME_ROLES);
             assert_eq!(v.field, "spec.policies.inline.p.Statement[0].Resource");
             assert_eq!(v.item, resource);
         }
     }
+    // A list is judged item by item; a single statement object and a
+    // NotAction count as well.
+    let mixed = judge(
+        &guardrails,
+        &with_inline(allow(
+            json!("sts:AssumeRole"),
+            json!([READER, "arn:aws:iam::333333333333:role/x"]),
+        )),
+    );
+    assert_eq!(
+        mixed.iter().map(|v| v.item.as_str()).collect::<Vec<_>>(),
+        ["arn:aws:iam::333333333333:role/x"]
+    );
+    let single = Spec {
+        inline: BTreeMap::from([(
+            "p".to_string(),
+            json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "arn:aws:iam::333333333333:role/x"}}).into(),
+        )]),
+        ..Spec::default()
+    };
+    assert_eq!(
+        rules_broken(&guardrails, &single),
+        [DENY_UNGRANTED_ASSUME_ROLES]
+    );
+    let not_action = with_inline(
+        json!([{"Effect": "Allow", "NotAction": "s3:*", "Resource": "arn:aws:iam::333333333333:role/x"}]),
+    );
+    assert!(
+        rules_broken(&guardrails, &not_action).contains(&DENY_UNGRANTED_ASSUME_ROLES.to_string()),
+        "{:?}",
+        rules_broken(&guardrails, &not_action)
+    );
     // Every resource is the sts rule's to report, once.
     assert_eq!(
         rules_broken(
