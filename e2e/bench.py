@@ -130,7 +130,9 @@ def percentile(values: list[float], p: float) -> float:
 
 # What a kept-alive connection the server closed while idle raises: the
 # request never reached it, so sending it again is safe.
-STALE_CONNECTION = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+# A kept connection the API server closed while it idled fails on the next
+# send (TLS reports the close as an EOF): the request never left.
+STALE_CONNECTION = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ssl.SSLEOFError)
 
 
 class Kube:
@@ -830,6 +832,13 @@ def main() -> int:
                           f"{cpu_of_round:.1f} s")
             finally:
                 operator.stop()
+    except Exception as failure:
+        # What was measured before a failure still counts: a long run
+        # lost whole to its last step would leave no record at all.
+        bench.row("run ended early", f"{type(failure).__name__}: {str(failure)[:300]}")
+        if not args.no_record:
+            print(f"appended to {write_benchmarks(facts, bench.rows)}")
+        raise
     finally:
         harness.stdin.close()
         harness.wait()

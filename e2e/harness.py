@@ -556,6 +556,9 @@ def start_apiserver(procs: Processes, bins: Path, run_dir: Path, etcd_url: str) 
             f"--audit-policy-file={audit_policy}",
             f"--audit-log-path={run_dir / 'logs' / 'audit.log'}",
             "--audit-log-mode=blocking",
+            # Rotated (by default at 100 MB) the log would lose what the
+            # RBAC check and the bench read from it mid-run.
+            "--audit-log-maxsize=1000000",
             "--v=1",
         ],
     )
