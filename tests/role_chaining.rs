@@ -77,6 +77,24 @@ async fn chained_roles_are_granted_exactly_and_only_where_the_guardrails_say() {
         ],
     );
     let irsa = example("irsa-cross-account.yaml");
+    let writes_since = |mark: u64| -> Vec<String> {
+        emulator
+            .calls_since(mark)
+            .into_iter()
+            .filter(is_write)
+            .map(|c| c.operation)
+            .collect()
+    };
+    // AWS calls about one object's role (and, for Pod Identity, its
+    // association on the cluster) since `mark`: (calls, writes).
+    let calls_for = |mark: u64, role: &str| -> (usize, usize) {
+        let calls: Vec<_> = emulator
+            .calls_since(mark)
+            .into_iter()
+            .filter(|c| c.target.as_deref() == Some(role) || c.service == "eks")
+            .collect();
+        (calls.len(), calls.iter().filter(|c| is_write(c)).count())
+    };
 
     // Where the guardrails grant no chain: refused, nothing made.
     let mark = emulator.mark();
@@ -89,12 +107,7 @@ async fn chained_roles_are_granted_exactly_and_only_where_the_guardrails_say() {
     ] {
         assert!(message.contains(words), "{words:?} not in {message}");
     }
-    let writes: Vec<String> = emulator
-        .calls_since(mark)
-        .into_iter()
-        .filter(is_write)
-        .map(|c| c.operation)
-        .collect();
+    let writes = writes_since(mark);
     assert!(writes.is_empty(), "{writes:?}");
 
     // The same reach written by hand, to an account not granted: refused
@@ -111,9 +124,11 @@ async fn chained_roles_are_granted_exactly_and_only_where_the_guardrails_say() {
     );
 
     // Granted: exactly the declared role, and no session tags for IRSA.
+    let mark = emulator.mark();
     h.apply(&granted, &irsa);
     h.wait_ready("isa/lb-inventory", &granted);
     let role = h.field("isa/lb-inventory", &granted, "{.status.roleName}");
+    let (irsa_calls, irsa_writes) = calls_for(mark, &role);
     assert_eq!(
         chain_statement(&iam, &role).await,
         Some(json!({"Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": [REMOTE]}))
@@ -121,9 +136,16 @@ async fn chained_roles_are_granted_exactly_and_only_where_the_guardrails_say() {
 
     // Pod Identity with a target: EKS's two hops need AssumeRole and
     // TagSession on the target, granted without a policy written by hand.
+    let mark = emulator.mark();
     h.apply(&granted, &example("pod-identity-cross-account.yaml"));
     h.wait_ready("pib/report-exporter", &granted);
     let pib_role = h.field("pib/report-exporter", &granted, "{.status.roleName}");
+    let (pib_calls, pib_writes) = calls_for(mark, &pib_role);
+    support::figure(&format!(
+        "role chaining, AWS calls per create: IamServiceAccount with assumeRoles {irsa_calls} \
+         ({irsa_writes} writes), PodIdentityBinding with targetRoleArn {pib_calls} ({pib_writes} \
+         writes)"
+    ));
     assert_eq!(
         chain_statement(&iam, &pib_role).await,
         Some(json!({
@@ -146,12 +168,7 @@ async fn chained_roles_are_granted_exactly_and_only_where_the_guardrails_say() {
     ]);
     h.wait_isa_ready_at(&granted, "lb-inventory", 2);
     assert_eq!(chain_statement(&iam, &role).await, None);
-    let writes: Vec<String> = emulator
-        .calls_since(mark)
-        .into_iter()
-        .filter(is_write)
-        .map(|c| c.operation)
-        .collect();
+    let writes = writes_since(mark);
     assert_eq!(writes, ["DeleteRolePolicy"]);
 
     // Deleting the objects deletes their roles, chain policy and all.
