@@ -15,7 +15,9 @@ use iam_operator::api::{IamServiceAccount, PodIdentityBinding};
 use iam_operator::aws::{Eks, Iam, identity};
 use iam_operator::config::{AgentSource, Args, LogFormat, Settings, partition_for_region};
 use iam_operator::controller::backoff::{Schedule, TERMINAL_JITTER};
-use iam_operator::controller::{Context, api_server_issuer, guardrails_file, lifecycle};
+use iam_operator::controller::{
+    Context, api_server_issuer, guardrails_file, initial_state, lifecycle,
+};
 use iam_operator::health::{self, Readiness};
 use iam_operator::metrics::Metrics;
 use iam_operator::policy::guardrails::Guardrails;
@@ -236,9 +238,17 @@ async fn run(args: Args) -> Result<(), String> {
         None => None,
     };
     let controllers = async {
+        // The API server's answer holds for every watch: asked once.
+        let initial_state = initial_state::watcher_config(&sa_api).await;
         tokio::join!(
-            lifecycle::run(ctx.clone(), isa_api, sa_api.clone(), readiness.clone()),
-            lifecycle::run(ctx.clone(), pib_api, sa_api, readiness),
+            lifecycle::run(
+                ctx.clone(),
+                isa_api,
+                sa_api.clone(),
+                initial_state.clone(),
+                readiness.clone()
+            ),
+            lifecycle::run(ctx.clone(), pib_api, sa_api, initial_state, readiness),
         )
     };
     let lost = async {

@@ -158,10 +158,9 @@ async fn conditions_follow_kstatus_for_every_state() {
         .into_iter()
         .find(is_write)
         .expect("the change made an AWS write");
-    let audit = std::fs::read_to_string(&h.audit_log).expect("audit log");
-    let first_status_write = audit[audit_mark..]
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+    let first_status_write = h
+        .audit_events_since(audit_mark)
+        .into_iter()
         .find(|e| {
             e["user"]["username"] == h.operator_user.as_str()
                 && e["verb"] == "patch"

@@ -20,7 +20,6 @@ use super::backoff::{Schedule, TRANSIENT};
 use super::execute::execute;
 use super::first_check::{Decision, fingerprint};
 use super::guardrails_file;
-use super::initial_state;
 use super::kind::{ManagedKind, ReadyStatus, object_key, ready_at_its_generation};
 use super::observe::{namespace_labels, subject_of};
 use super::status::{self, Outcome, last_verdict_misreadable};
@@ -43,10 +42,10 @@ pub async fn run<K: ManagedKind>(
     ctx: Arc<Context>,
     api: Api<K>,
     service_accounts: Api<PartialObjectMeta<ServiceAccount>>,
+    initial_state: watcher::Config,
     readiness: Readiness,
 ) {
     wait_for_crd(&api).await;
-    let initial_state = initial_state::watcher_config(&service_accounts).await;
     readiness.controller_running();
     let (store, writer) = reflector::store();
     let (wake_rivals, rival_wakes) = futures::channel::mpsc::unbounded();

@@ -584,7 +584,8 @@ mod tests {
             inline: BTreeMap::from([(
                 "s3".to_string(),
                 json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}}).into(),
-            )]),            ..Default::default()
+            )]),
+            ..Default::default()
         };
         let role = desire(RoleSpec::default(), policies).expect("valid");
         assert_eq!(role.managed_policies.len(), 1);

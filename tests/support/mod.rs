@@ -532,10 +532,8 @@ impl Harness {
     /// started, since `mark`: (resource, "streamed" or "listed"), from the
     /// API server's audit log.
     pub fn initial_reads_since(&self, mark: usize, user: &str) -> Vec<(String, String)> {
-        let text = std::fs::read_to_string(&self.audit_log).expect("read audit log");
-        text[mark..]
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        self.audit_events_since(mark)
+            .into_iter()
             .filter(|event| event["user"]["username"] == user)
             .filter_map(|event| {
                 let uri = event["requestURI"].as_str().unwrap_or_default();
@@ -552,6 +550,15 @@ impl Harness {
             .collect()
     }
 
+    /// Every request the API server logged since `mark` (`audit_mark`).
+    pub fn audit_events_since(&self, mark: usize) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.audit_log).expect("read audit log");
+        text[mark..]
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .collect()
+    }
+
     /// Where the audit log ends now; pass to `writes_since`.
     pub fn audit_mark(&self) -> usize {
         std::fs::read_to_string(&self.audit_log).map_or(0, |t| t.len())
@@ -560,10 +567,8 @@ impl Harness {
     /// Write requests (`verb objectRef`) `user` made in `namespace` since
     /// `mark`, from the apiserver's own audit log.
     pub fn writes_since(&self, mark: usize, user: &str, namespace: &str) -> Vec<String> {
-        let text = std::fs::read_to_string(&self.audit_log).expect("read audit log");
-        text[mark..]
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        self.audit_events_since(mark)
+            .into_iter()
             .filter(|event| {
                 event["user"]["username"] == user && event["objectRef"]["namespace"] == namespace
             })
